@@ -1,0 +1,55 @@
+# Set-up is part of every target: a fresh clone needs nothing but `make rpms` or `make test`.
+# Needs: Python 3.11+, Debian's rpm and python3-rpm, a running Docker engine
+# (`.ci/run` installs and starts all of them on Debian 12).
+
+PYTHON  ?= python3
+VENV    ?= .venv
+REBUILD := $(VENV)/bin/rebuild
+RECIPES ?= specs/sendmail.yaml
+OUT     ?= artifacts
+# rh73 needs Red Hat Linux 7.3's RPM tree: the archive or a local mirror of it.
+MIRROR  ?=
+UPDATES ?=
+PYTEST_ARGS ?=
+
+.PHONY: all venv image rpms demo test test-unit bench clean
+
+all: rpms
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+image: venv
+	$(REBUILD) image testroot
+
+# The main job: make the images the recipes' targets need, then build every recipe.
+rpms: venv
+	@for target in $$($(REBUILD) targets $(RECIPES)); do \
+	  if [ "$$target" = testroot ]; then $(REBUILD) image testroot || exit $$?; \
+	  else $(REBUILD) image $$target $(if $(MIRROR),--mirror $(MIRROR)) $(if $(UPDATES),--updates $(UPDATES)) || exit $$?; fi; \
+	done
+	$(REBUILD) build $(RECIPES) --out $(OUT)
+
+# Offline demo: pack specs/examples/hello/ into an SRPM (errata 80), rebuild it with errata 73.
+demo: image
+	@mkdir -p build/demo
+	rpmbuild -bs --quiet --define "_topdir $(CURDIR)/build/demo" \
+	  --define "_sourcedir $(CURDIR)/specs/examples/hello" specs/examples/hello/hello.spec
+	$(REBUILD) build specs/examples/hello.yaml --out $(OUT)
+
+test: venv
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(VENV)/bin/python -m pytest -m "not docker" $(PYTEST_ARGS)
+
+bench: image
+	$(VENV)/bin/python bench/run_all.py
+
+clean:
+	rm -rf build $(OUT) .pytest_cache

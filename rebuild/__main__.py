@@ -1,0 +1,3 @@
+from rebuild.cli import main
+
+main()

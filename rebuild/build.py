@@ -1,0 +1,357 @@
+"""The build pipeline: one fresh container per build, results renamed into place.
+
+Phases (each in ``state.log`` with start, end, duration):
+source -> image -> container -> install-srpm -> edit-spec -> check-spec ->
+floors -> rpmbuild -> collect -> publish-result.
+The work tree is a host folder bind-mounted at /build; the SRPM is mounted read-only.
+A failed or interrupted build leaves no result directory: the failed build's logs go
+to ``<out>/<nvr>.failed/`` instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Callable
+
+from rebuild import __version__
+from rebuild.engine import Container, Engine, Mount
+from rebuild.errors import BuildFailed, CheckFailed, UsageError
+from rebuild.image import check_image
+from rebuild.log import Log
+from rebuild.recipe import Recipe
+from rebuild.rpmfile import RpmInfo, read_info, sha256_file
+from rebuild.spec import SpecText, edit_spec, release_uses, write_atomic
+from rebuild.targets import Target
+
+TOPDIR = "/build"
+SRPM_DIR = "/srpm"
+HOSTNAME = "rebuild.localdomain"
+LOG_TAIL = 25
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    directory: Path
+    nvr: str
+    outputs: tuple[dict, ...]
+    duration: float
+    cached: bool = False
+
+
+@dataclass
+class StateLog:
+    """Each phase with start, end and duration; written line by line as it happens."""
+
+    path: Path
+    phases: list[dict] = field(default_factory=list)
+
+    def _line(self, text: str) -> None:
+        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        with self.path.open("a") as fh:
+            fh.write(f"{stamp} {text}\n")
+
+    def phase(self, name: str) -> "_Phase":
+        return _Phase(self, name)
+
+
+class _Phase:
+    def __init__(self, state: StateLog, name: str) -> None:
+        self.state, self.name = state, name
+
+    def __enter__(self) -> None:
+        self.start = time.monotonic()
+        self.state._line(f"start {self.name}")
+
+    def __exit__(self, kind, exc, tb) -> None:
+        took = time.monotonic() - self.start
+        status = "ok" if kind is None else ("interrupted" if kind is KeyboardInterrupt else "failed")
+        self.state._line(f"end   {self.name} {took:.3f}s {status}")
+        self.state.phases.append({"phase": self.name, "seconds": round(took, 3), "status": status})
+
+
+def resolve_srpm(recipe: Recipe) -> Path:
+    """The local SRPM for *recipe*: a path or file:// URL, or the fetch cache for http(s)."""
+    from rebuild.fetch import locate_srpm
+
+    return locate_srpm(recipe)
+
+
+def _check_srpm(recipe: Recipe, srpm: Path) -> tuple[RpmInfo, str]:
+    info = read_info(srpm)
+    if not info.is_source:
+        raise UsageError(f"{srpm}: is a binary RPM ({info.nevra}); the recipe needs a source RPM")
+    expected = recipe.source.srpm[: -len(".src.rpm")]
+    if info.nvr != expected:
+        raise UsageError(
+            f"{srpm}: header says {info.nvr}, but the recipe {recipe.path.name} expects {expected}; fix source.srpm"
+        )
+    digest = sha256_file(srpm)
+    if recipe.source.sha256 and digest != recipe.source.sha256:
+        raise CheckFailed(f"{srpm}: sha256 is {digest}, the recipe pins {recipe.source.sha256}; refusing to build")
+    return info, digest
+
+
+class _LogSink:
+    """Collects a step's output into build.log and optionally echoes it."""
+
+    def __init__(self, fh: IO[bytes], echo: Callable[[bytes], None] | None) -> None:
+        self.fh, self.echo = fh, echo
+
+    def __call__(self, chunk: bytes) -> None:
+        self.fh.write(chunk)
+        self.fh.flush()
+        if self.echo:
+            self.echo(chunk)
+
+
+def _tail(path: Path, lines: int = LOG_TAIL) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def _collect(work: Path, staging: Path) -> list[dict]:
+    outputs = []
+    found = sorted((work / "RPMS").rglob("*.rpm")) + sorted((work / "SRPMS").glob("*.rpm"))
+    for src in found:
+        rel = src.relative_to(work)
+        dest = staging / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        info = read_info(dest)
+        outputs.append(
+            {
+                "file": str(rel),
+                **info.as_dict(),
+                "source": info.is_source,
+                "size": dest.stat().st_size,
+                "sha256": sha256_file(dest),
+            }
+        )
+    return outputs
+
+
+def _place(staging: Path, final: Path) -> None:
+    """Rename *staging* to *final*, replacing an older result without a moment of half state."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build(
+    recipe: Recipe,
+    target: Target,
+    engine: Engine,
+    log: Log,
+    *,
+    out_dir: Path,
+    skip_deps_check: bool = False,
+    echo: Callable[[bytes], None] | None = None,
+) -> BuildResult:
+    """Build *recipe* on *target*; return where the verified result directory is."""
+    started = time.monotonic()
+    started_at = datetime.now(timezone.utc)
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir))
+    work = Path(tempfile.mkdtemp(prefix=".work-", dir=out_dir))
+    state = StateLog(staging / "state.log")
+    build_log = staging / "build.log"
+    manifest: dict = {
+        "rebuild_version": __version__,
+        "recipe": {"name": recipe.name, "path": str(recipe.path), "sha256": sha256_file(recipe.path)},
+        "started": started_at.isoformat(timespec="seconds"),
+    }
+    nvr = None
+    try:
+        with state.phase("source"), log.step("verify source RPM"):
+            srpm = resolve_srpm(recipe)
+            info, digest = _check_srpm(recipe, srpm)
+            nvr = info.nvr
+            manifest["inputs"] = {
+                "srpm": {
+                    "file": srpm.name,
+                    "path": str(srpm),
+                    "urls": list(recipe.source.urls),
+                    "sha256": digest,
+                    "size": srpm.stat().st_size,
+                    "nevra": info.nevra,
+                }
+            }
+        with state.phase("image"):
+            image_id = check_image(target, engine)
+            manifest["target"] = {
+                "name": target.name,
+                "image": target.image.tag,
+                "image_id": image_id,
+                "arch": target.arch,
+                "personality": target.personality,
+                "build_command": target.build_command,
+                "definition_sha256": target.definition_sha256,
+            }
+        if os.geteuid() == 0:
+            os.chown(work, target.uid, target.uid)
+        mounts = [Mount(work, TOPDIR), Mount(srpm, f"{SRPM_DIR}/{srpm.name}", read_only=True)]
+        user = f"{target.uid}:{target.uid}"
+        env = {"HOME": TOPDIR, "LC_ALL": "C", "TZ": "UTC"}
+        with open(build_log, "ab") as log_fh:
+            sink = _LogSink(log_fh, echo)
+            with ExitStack() as stack:
+                with state.phase("container"):
+                    box = stack.enter_context(engine.container(image_id, mounts=mounts, hostname=HOSTNAME))
+                _in_container(recipe, target, box, work, staging, state, log, sink, manifest, info, user, env,
+                              skip_deps_check=skip_deps_check, build_log=build_log)
+        with state.phase("collect"), log.step("collect results"):
+            outputs = _collect(work, staging)
+            srpms = [o for o in outputs if o["source"]]
+            if not srpms or not any(not o["source"] for o in outputs):
+                raise BuildFailed(f"rpmbuild finished but left no {'source' if not srpms else 'binary'} RPM in {work}")
+            built_nvr = f"{srpms[0]['name']}-{srpms[0]['version']}-{srpms[0]['release']}"
+            _check_built_release(manifest, srpms[0]["release"])
+        manifest["outputs"] = outputs
+        manifest["phases"] = state.phases
+        manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        manifest["duration_seconds"] = round(time.monotonic() - started, 3)
+        write_atomic(staging / "manifest.json", json.dumps(manifest, indent=2) + "\n", "utf-8")
+        final = out_dir / built_nvr
+        staging.chmod(0o755)  # mkdtemp made it 0700
+        _place(staging, final)
+        log.info(f"results in {final}")
+        return BuildResult(final, built_nvr, tuple(outputs), time.monotonic() - started)
+    except BaseException:
+        if nvr is not None and build_log.exists():
+            _keep_failed_logs(staging, out_dir / f"{nvr}.failed")
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _keep_failed_logs(staging: Path, dest: Path) -> None:
+    keep = Path(tempfile.mkdtemp(prefix=".failed-", dir=dest.parent))
+    for name in ("build.log", "state.log", "spec.diff"):
+        if (staging / name).exists():
+            shutil.copyfile(staging / name, keep / name)
+    _place(keep, dest)
+
+
+def _check_built_release(manifest: dict, built_release: str) -> None:
+    expected = manifest.get("spec", {}).get("release_after")
+    if expected and built_release != expected:
+        raise BuildFailed(f"rpmbuild built release {built_release}, but the edited spec says {expected}")
+
+
+def _in_container(recipe, target, box: Container, work, staging, state, log, sink, manifest, info, user, env,
+                  *, skip_deps_check: bool, build_log: Path) -> None:
+    topdir = ["--define", f"_topdir {TOPDIR}"]
+    with state.phase("install-srpm"), log.step(f"install {info.nvr}.src.rpm"):
+        code = box.run(["rpm", "-i", *topdir, f"{SRPM_DIR}/{recipe.source.srpm}"], user=user, env=env, output=sink)
+        if code != 0:
+            raise BuildFailed(f"rpm -i of the SRPM failed (exit {code}); see {build_log}", detail=_tail(build_log))
+    specs = sorted((work / "SPECS").glob("*.spec"))
+    if len(specs) != 1:
+        raise BuildFailed(f"the SRPM holds {len(specs)} spec files, expected exactly one")
+    spec_path = specs[0]
+    with state.phase("edit-spec"):
+        _apply_edits(recipe, spec_path, staging, manifest, log)
+    with state.phase("check-spec"):
+        _check_spec(recipe, target, box, spec_path, manifest, info, user, env, log)
+    with state.phase("floors"):
+        _check_floors(recipe, target, box, manifest, log, skip=skip_deps_check)
+    argv = target.wrap([target.build_command, "-ba", *topdir, f"{TOPDIR}/SPECS/{spec_path.name}"])
+    with state.phase("rpmbuild"), log.step(f"{target.build_command} -ba {spec_path.name}"):
+        code = box.run(argv, user=user, workdir=TOPDIR, env=env, output=sink)
+        if code != 0:
+            failed = build_log.parent.parent / f"{info.nvr}.failed" / "build.log"
+            raise BuildFailed(
+                f"{target.build_command} -ba {spec_path.name} failed (exit {code}); full log: {failed}",
+                detail=_tail(build_log),
+            )
+
+
+def _apply_edits(recipe: Recipe, spec_path: Path, staging: Path, manifest: dict, log: Log) -> None:
+    manifest["spec"] = {"file": spec_path.name, "edits": recipe.spec.as_dict()}
+    if recipe.spec.empty:
+        return
+    with log.step(f"edit {spec_path.name}"):
+        spec = SpecText.read(spec_path)
+        result = edit_spec(spec, recipe.spec)
+        for note in result.notes:
+            log.warn(note)
+        for change in result.changes:
+            log.info(f"    {change}")
+        diff = result.diff(spec_path.name)
+        header = "".join(f"# {note}\n" for note in result.notes)
+        write_atomic(staging / "spec.diff", header + diff, spec.encoding)
+        if result.changed:
+            write_atomic(spec_path, result.edited, spec.encoding, like=spec_path)
+        manifest["spec"].update(
+            {"changes": result.changes, "notes": result.notes, "diff_sha256": sha256_file(staging / "spec.diff")}
+        )
+
+
+def _query_release(target: Target, box: Container, spec_name: str, user: str, env: dict) -> str | None:
+    """The Release the target's own rpm reads from the spec, or None when it cannot tell."""
+    spec = f"{TOPDIR}/SPECS/{spec_name}"
+    topdir = ["--define", f"_topdir {TOPDIR}"]
+    for argv in (
+        ["rpmspec", "-q", "--srpm", "--qf", "%{RELEASE}\\n", *topdir, spec],
+        ["rpm", "-q", "--qf", "%{RELEASE}\\n", *topdir, "--specfile", spec],
+    ):
+        chunks: list[bytes] = []
+        code = box.run(target.wrap(argv), user=user, env=env, output=chunks.append)
+        lines = b"".join(chunks).decode(errors="replace").strip().splitlines()
+        if code == 0 and lines:
+            return lines[0].strip()
+        if code not in (126, 127) and "not found" not in " ".join(lines) and "unknown option" not in " ".join(lines):
+            return None
+    return None
+
+
+def _check_spec(recipe, target, box, spec_path, manifest, info: RpmInfo, user, env, log: Log) -> None:
+    edits = recipe.spec
+    if edits.empty:
+        return
+    with log.step("check the edited Release with the target's rpm"):
+        release = _query_release(target, box, spec_path.name, user, env)
+        manifest["spec"]["release_before"] = info.release
+        if release is None:
+            log.warn("the target's rpm cannot query the spec; the Release is checked on the built SRPM instead")
+            manifest["spec"]["release_check"] = "after-build"
+            release = None
+        else:
+            manifest["spec"]["release_after"] = release
+            manifest["spec"]["release_check"] = "spec-query"
+            log.info(f"    Release {info.release} -> {release}")
+        original = (spec_path.parent / spec_path.name).read_text(errors="replace")
+        names = [n for n, _ in edits.macros]
+        must_change = bool(edits.release_suffix) or release_uses(original, names)
+        if release is not None and must_change and release == info.release:
+            raise BuildFailed(
+                f"{spec_path.name}: Release is still {release} after editing {', '.join(names) or 'Release'};"
+                " the edit did not take effect (is the macro redefined later, or set by a conditional?)"
+            )
+        if release is not None and edits.release_suffix and not release.endswith(edits.release_suffix):
+            raise BuildFailed(f"{spec_path.name}: Release {release} does not end in {edits.release_suffix}")
+
+
+def _check_floors(recipe, target, box, manifest, log, *, skip: bool) -> None:
+    if recipe.floors is None:
+        return
+    from rebuild.deps import check_in_container
+
+    check_in_container(recipe.floors, target, box, manifest, log, skip=skip)

@@ -1,0 +1,168 @@
+"""The command line: parse arguments, call one library function, format, pick the exit code.
+
+Exit codes (see ``rebuild.errors``): 0 ok, 1 a check found problems, 2 bad input or
+usage, 3 environment (no engine, image missing), 10 build failed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from rebuild import __version__
+from rebuild.errors import RebuildError
+from rebuild.log import Log
+
+
+class Context:
+    def __init__(self, quiet: bool, verbose: bool) -> None:
+        self.log = Log(quiet=quiet)
+        self.verbose = verbose
+
+    def engine(self):
+        from rebuild.engine import DockerEngine
+
+        return DockerEngine(self.log)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rebuild")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors and results.")
+@click.option("-v", "--verbose", is_flag=True, help="Echo rpmbuild's output as it runs.")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+    """Rebuild source RPMs from a newer release for an older one, in a container."""
+    ctx.obj = Context(quiet, verbose)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--force", is_flag=True, help="Make the root again even when a cached one matches.")
+@pass_ctx
+def image(ctx: Context, target: str, force: bool) -> None:
+    """Make the image of TARGET (cached; later calls reuse it) and pin its ID."""
+    from rebuild.image import make_image
+    from rebuild.targets import load_target
+
+    pin = make_image(load_target(target), ctx.engine(), ctx.log, force=force)
+    click.echo(f"{pin.tag} {pin.image_id}")
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--target", "target_name", help="Build on this target instead of the recipe's.")
+@click.option("--out", "out_dir", default="artifacts", show_default=True, type=click.Path(path_type=Path),
+              help="Results go to OUT/<name>-<version>-<release>/.")
+@click.option("--skip-deps-check", is_flag=True, help="Build even when the floors are not met (recorded).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@pass_ctx
+def build(ctx: Context, recipes: tuple[Path, ...], target_name: str | None, out_dir: Path,
+          skip_deps_check: bool, as_json: bool) -> None:
+    """Build each RECIPE (specs/<name>.yaml) in a fresh container."""
+    from rebuild.build import build as run_build
+    from rebuild.recipe import load_recipe
+    from rebuild.targets import load_target
+
+    loaded = [load_recipe(path) for path in recipes]
+    engine = ctx.engine()
+    echo = (lambda chunk: sys.stderr.buffer.write(chunk) and sys.stderr.flush()) if ctx.verbose else None
+    results = []
+    for recipe in loaded:
+        target = load_target(target_name or recipe.target)
+        result = run_build(recipe, target, engine, ctx.log, out_dir=out_dir,
+                           skip_deps_check=skip_deps_check, echo=echo)
+        results.append(result)
+    if as_json:
+        click.echo(json.dumps([{"directory": str(r.directory), "nvr": r.nvr, "cached": r.cached,
+                                "outputs": list(r.outputs)} for r in results], indent=2))
+        return
+    for result in results:
+        for output in result.outputs:
+            click.echo(result.directory / output["file"])
+        click.echo(result.directory / "manifest.json")
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, type=click.Path(path_type=Path))
+def targets(recipes: tuple[Path, ...]) -> None:
+    """List the targets RECIPES build on (all known targets when none is given)."""
+    from rebuild.recipe import load_recipe
+    from rebuild.targets import available_targets
+
+    names = sorted({load_recipe(p).target for p in recipes}) if recipes else available_targets()
+    for name in names:
+        click.echo(name)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Redefine an existing %define/%global.")
+@click.option("--add", "adds", multiple=True, metavar="NAME=VALUE", help="Define a new macro at the top.")
+@click.option("--release-suffix", default="", help="Append this to Release (e.g. .rb1).")
+@click.option("--output", type=click.Path(path_type=Path), help="Write here instead of editing in place.")
+@pass_ctx
+def patch(ctx: Context, spec: Path, sets: tuple[str, ...], adds: tuple[str, ...], release_suffix: str,
+          output: Path | None) -> None:
+    """Edit macro definitions in SPEC and print the unified diff.
+
+    In place, the original is kept as SPEC.orig (an existing .orig is never overwritten).
+    """
+    from rebuild.recipe import SpecEdits
+    from rebuild.spec import patch_file
+
+    if not (sets or adds or release_suffix):
+        raise click.UsageError("give at least one --set NAME=VALUE, --add NAME=VALUE or --release-suffix")
+    edits = SpecEdits(macros=_pairs(sets, "--set"), add_macros=_pairs(adds, "--add"), release_suffix=release_suffix)
+    result = patch_file(spec, edits, output=output)
+    for note in result.notes:
+        ctx.log.warn(note)
+    if result.changed:
+        click.echo(result.diff(), nl=False)
+    else:
+        ctx.log.info(f"{spec}: nothing to change")
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
+    import re
+
+    out = []
+    for value in values:
+        name, sep, body = value.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or "\n" in body:
+            raise click.UsageError(f"{flag} {value!r}: expected NAME=VALUE with a macro name")
+        out.append((name, body))
+    return tuple(out)
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: catch every expected error once, print one line, exit with its code."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code = cli.main(args=argv, prog_name="rebuild", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print("rebuild: interrupted; containers and partial results were removed", file=sys.stderr)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except RebuildError as exc:
+        print(f"rebuild: error: {exc.message}", file=sys.stderr)
+        if exc.detail:
+            print(exc.detail, file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

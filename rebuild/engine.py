@@ -1,0 +1,193 @@
+"""The container engine behind a small interface.
+
+``Engine`` and ``Container`` are Protocols so the pipeline can be unit-tested with
+``tests/unit/fake_engine.py``; ``DockerEngine`` talks to a real engine through the
+docker SDK. A container's context always removes it on exit, Ctrl-C included;
+``REBUILD_KEEP_CONTAINER=1`` keeps it for debugging.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+from rebuild.errors import BuildFailed, EnvironmentProblem
+from rebuild.log import Log
+
+LABEL = "org.rebuild"
+START_ENGINE_HINT = (
+    "start one: `sudo systemctl start docker`, or `sudo dockerd --bridge=none --iptables=false &`"
+    " (rebuild needs no container network); set DOCKER_HOST if it listens elsewhere"
+)
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: Path
+    target: str
+    read_only: bool = False
+
+
+class Container(Protocol):
+    name: str
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        user: str | None = None,
+        workdir: str | None = None,
+        env: dict[str, str] | None = None,
+        output: Callable[[bytes], None] | None = None,
+    ) -> int:
+        """Run *argv* in the container; stream its output to *output*; return its exit code."""
+
+
+class Engine(Protocol):
+    def image_id(self, tag: str) -> str | None:
+        """The ID the tag points at, or None when there is no such image."""
+
+    def import_rootfs(self, tarball: Path, tag: str, labels: dict[str, str]) -> str:
+        """``docker import`` a root filesystem tarball; return the new image ID."""
+
+    def container(
+        self, image: str, *, mounts: list[Mount], hostname: str | None = None
+    ) -> "contextmanager[Container]":  # type: ignore[valid-type]
+        """A started container with no network, removed when the context exits."""
+
+
+class DockerContainer:
+    def __init__(self, api, container_id: str, name: str, log: Log) -> None:
+        self._api = api
+        self.id = container_id
+        self.name = name
+        self._log = log
+
+    def run(self, argv, *, user=None, workdir=None, env=None, output=None) -> int:
+        import docker.errors
+
+        self._log.command(argv, self.name)
+        try:
+            exec_id = self._api.exec_create(
+                self.id, argv, user=user or "", workdir=workdir, environment=env
+            )["Id"]
+            for chunk in self._api.exec_start(exec_id, stream=True):
+                if output:
+                    output(chunk)
+            code = self._api.exec_inspect(exec_id)["ExitCode"]
+        except docker.errors.APIError as exc:
+            raise BuildFailed(f"container {self.name}: cannot run {argv[0]}: {exc.explanation or exc}") from None
+        return 0 if code is None else int(code)
+
+
+class DockerEngine:
+    """The real engine, reached the way the docker CLI would (DOCKER_HOST or the local socket)."""
+
+    def __init__(self, log: Log | None = None) -> None:
+        self._log = log or Log(quiet=True)
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            import docker
+            import docker.errors
+
+            try:
+                client = docker.from_env(timeout=600)
+                client.ping()
+            except (docker.errors.DockerException, OSError) as exc:
+                where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+                reason = str(exc).split("\n")[0]
+                if "Permission denied" in reason:
+                    raise EnvironmentProblem(
+                        f"Docker engine at {where}: permission denied; add your user to the 'docker' group or run as root"
+                    ) from None
+                raise EnvironmentProblem(f"Docker engine not reachable at {where}; {START_ENGINE_HINT}") from None
+            self._client = client
+        return self._client
+
+    def image_id(self, tag: str) -> str | None:
+        import docker.errors
+
+        try:
+            return self.client.images.get(tag).id
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise EnvironmentProblem(f"Docker engine: cannot look up image {tag}: {exc.explanation or exc}") from None
+
+    def import_rootfs(self, tarball: Path, tag: str, labels: dict[str, str]) -> str:
+        repository, _, version = tag.rpartition(":")
+        if not repository:
+            repository, version = tag, "latest"
+        changes = [f"LABEL {k}={v}" for k, v in sorted(labels.items())]
+        changes.append("ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        self._log.command(["docker", "import", str(tarball), tag])
+        self.client.api.import_image_from_file(str(tarball), repository=repository, tag=version, changes=changes)
+        image = self.image_id(tag)
+        if image is None:
+            raise EnvironmentProblem(f"docker import of {tarball} did not produce {tag}")
+        return image
+
+    @contextmanager
+    def container(self, image: str, *, mounts: list[Mount], hostname: str | None = None) -> Iterator[DockerContainer]:
+        import docker.errors
+        import docker.types
+
+        name = f"rebuild-{uuid.uuid4().hex[:12]}"
+        api = self.client.api
+        host_config = api.create_host_config(
+            network_mode="none",
+            extra_hosts={hostname: "127.0.0.1"} if hostname else None,
+            mounts=[
+                docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only) for m in mounts
+            ],
+        )
+        self._log.command(["docker", "create", "--network", "none", "--name", name, image], "engine")
+        created = None
+        try:
+            created = api.create_container(
+                image,
+                # A long sleep keeps the container up between steps; rm -f kills it.
+                command=["sleep", "2147483647"],
+                name=name,
+                hostname=hostname,
+                labels={LABEL: "1", f"{LABEL}.pid": str(os.getpid())},
+                host_config=host_config,
+                network_disabled=True,
+            )
+            api.start(created["Id"])
+            yield DockerContainer(api, created["Id"], name, self._log)
+        except docker.errors.ImageNotFound:
+            raise EnvironmentProblem(f"image {image} is not in the engine; run `rebuild image <target>`") from None
+        except docker.errors.APIError as exc:
+            raise BuildFailed(f"container {name}: {exc.explanation or exc}") from None
+        finally:
+            if created is not None:
+                self._remove(created["Id"], name)
+
+    def _remove(self, container_id: str, name: str) -> None:
+        import docker.errors
+
+        if os.environ.get("REBUILD_KEEP_CONTAINER"):
+            self._log.warn(f"keeping container {name} (REBUILD_KEEP_CONTAINER is set); remove it with `docker rm -f {name}`")
+            return
+        # A second Ctrl-C must not leave the container behind: ignore SIGINT while removing.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        try:
+            self.client.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            self._log.warn(f"could not remove container {name}: {exc.explanation or exc}; run `docker rm -f {name}`")
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,85 @@
+"""Shared helpers: SRPMs built from specs under tests/data/, recipes, the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).parent.parent
+
+
+def copy_case(case: str, tmp_path: Path) -> Path:
+    """Copy tests/data/<case>/ into tmp_path so a test may change it freely."""
+    dest = tmp_path / case
+    shutil.copytree(DATA / case, dest)
+    return dest
+
+
+def make_srpm(spec: Path, out: Path) -> Path:
+    """Pack *spec* (sources beside it) into an SRPM with the host's rpmbuild."""
+    out.mkdir(parents=True, exist_ok=True)
+    top = out / "top"
+    proc = subprocess.run(
+        ["rpmbuild", "-bs", "--define", f"_topdir {top}", "--define", f"_sourcedir {spec.parent}", str(spec)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (srpm,) = (top / "SRPMS").glob("*.src.rpm")
+    return srpm
+
+
+def write_recipe(directory: Path, srpm: Path, *, name: str | None = None, extra: str = "", target: str = "testroot") -> Path:
+    name = name or srpm.name.split("-")[0]
+    path = directory / f"{name}.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            name: {name}
+            source:
+              srpm: {srpm.name}
+              urls: ["{srpm.as_uri()}"]
+            target: {target}
+            """
+        )
+        + textwrap.dedent(extra)
+    )
+    return path
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "rebuild", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from rebuild.engine import DockerEngine
+
+    return DockerEngine()
+
+
+@pytest.fixture(scope="session")
+def testroot(engine):
+    """The testroot target with its image made (cached across runs under the rebuild cache)."""
+    from rebuild.image import make_image
+    from rebuild.log import Log
+    from rebuild.targets import load_target
+
+    target = load_target("testroot")
+    make_image(target, engine, Log(quiet=True))
+    return target
