@@ -272,7 +272,8 @@ def _in_container(recipe, target, box: Container, work, staging, state, log, sin
         _check_spec(recipe, target, box, spec_path, manifest, info, user, env, log)
     with state.phase("floors"):
         _check_floors(recipe, target, box, manifest, log, skip=skip_deps_check)
-    argv = target.wrap([target.build_command, "-ba", *topdir, f"{TOPDIR}/SPECS/{spec_path.name}"])
+    nodeps = ["--nodeps"] if target.nodeps else []
+    argv = target.wrap([target.build_command, "-ba", *nodeps, *topdir, f"{TOPDIR}/SPECS/{spec_path.name}"])
     with state.phase("rpmbuild"), log.step(f"{target.build_command} -ba {spec_path.name}"):
         code = box.run(argv, user=user, workdir=TOPDIR, env=env, output=sink)
         if code != 0:
@@ -304,20 +305,23 @@ def _apply_edits(recipe: Recipe, spec_path: Path, staging: Path, manifest: dict,
         )
 
 
-def _query_release(target: Target, box: Container, spec_name: str, user: str, env: dict) -> str | None:
-    """The Release the target's own rpm reads from the spec, or None when it cannot tell."""
+def _query_spec(target: Target, box: Container, spec_name: str, user: str, env: dict) -> tuple[str, list[str]] | None:
+    """Release and BuildRequires as the target's own rpm reads the spec; None when it cannot tell."""
     spec = f"{TOPDIR}/SPECS/{spec_name}"
     topdir = ["--define", f"_topdir {TOPDIR}"]
+    # the source package's Requires are the spec's BuildRequires
+    qf = "%{RELEASE}\\n[%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\\n]"
     for argv in (
-        ["rpmspec", "-q", "--srpm", "--qf", "%{RELEASE}\\n", *topdir, spec],
+        ["rpmspec", "-q", "--srpm", "--qf", qf, *topdir, spec],
         ["rpm", "-q", "--qf", "%{RELEASE}\\n", *topdir, "--specfile", spec],
     ):
         chunks: list[bytes] = []
         code = box.run(target.wrap(argv), user=user, env=env, output=chunks.append)
-        lines = b"".join(chunks).decode(errors="replace").strip().splitlines()
+        text = b"".join(chunks).decode(errors="replace")
+        lines = [line.strip() for line in text.strip().splitlines()]
         if code == 0 and lines:
-            return lines[0].strip()
-        if code not in (126, 127) and "not found" not in " ".join(lines) and "unknown option" not in " ".join(lines):
+            return lines[0], [" ".join(line.split()) for line in lines[1:] if line]
+        if code not in (126, 127) and "not found" not in text and "unknown option" not in text:
             return None
     return None
 
@@ -327,8 +331,11 @@ def _check_spec(recipe, target, box, spec_path, manifest, info: RpmInfo, user, e
     if edits.empty:
         return
     with log.step("check the edited Release with the target's rpm"):
-        release = _query_release(target, box, spec_path.name, user, env)
+        queried = _query_spec(target, box, spec_path.name, user, env)
+        release = queried[0] if queried else None
         manifest["spec"]["release_before"] = info.release
+        if queried:
+            manifest["spec"]["buildrequires_after"] = queried[1]
         if release is None:
             log.warn("the target's rpm cannot query the spec; the Release is checked on the built SRPM instead")
             manifest["spec"]["release_check"] = "after-build"

@@ -59,8 +59,8 @@ def check_image(target: Target, engine: Engine) -> str:
     fix = f"run `rebuild image {target.name}`"
     if pin is None:
         raise EnvironmentProblem(f"target {target.name}: no image has been made yet; {fix}")
-    if pin.definition_sha256 != target.definition_sha256:
-        raise EnvironmentProblem(f"target {target.name}: target.yaml changed since its image was made; {fix}")
+    if pin.definition_sha256 != target.image_key:
+        raise EnvironmentProblem(f"target {target.name}: its image definition changed since the image was made; {fix}")
     current = engine.image_id(target.image.tag)
     if current is None:
         raise EnvironmentProblem(f"target {target.name}: image {target.image.tag} is not in the engine; {fix}")
@@ -81,16 +81,16 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False)
     tarball = folder / "rootfs.tar"
     stamp = folder / "rootfs.json"
     pin = read_pin(target)
-    cached = _read_stamp(stamp) == target.definition_sha256 and tarball.is_file()
+    cached = _read_stamp(stamp) == target.image_key and tarball.is_file()
     if force or not cached:
         with log.step(f"debootstrap {target.image.suite} for {target.name}"):
             _debootstrap(target, tarball, log)
-        _write_json_atomic(stamp, {"definition_sha256": target.definition_sha256})
+        _write_json_atomic(stamp, {"definition_sha256": target.image_key})
         pin = None
     else:
         log.info(f"reusing cached root {tarball}")
     current = engine.image_id(target.image.tag)
-    if pin and current == pin.image_id and pin.definition_sha256 == target.definition_sha256:
+    if pin and current == pin.image_id and pin.definition_sha256 == target.image_key:
         log.info(f"image {target.image.tag} is up to date ({current[:19]})")
         return pin
     rootfs_sha = sha256_file(tarball)
@@ -100,11 +100,11 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False)
             target.image.tag,
             {
                 "org.rebuild.target": target.name,
-                "org.rebuild.definition": target.definition_sha256,
+                "org.rebuild.definition": target.image_key,
                 "org.rebuild.rootfs": rootfs_sha,
             },
         )
-    pin = Pin(target.name, target.image.tag, image_id, target.definition_sha256, rootfs_sha)
+    pin = Pin(target.name, target.image.tag, image_id, target.image_key, rootfs_sha)
     _write_json_atomic(folder / "pin.json", pin.__dict__)
     log.info(f"image {target.image.tag} is {image_id[:19]} (pinned in {folder / 'pin.json'})")
     return pin

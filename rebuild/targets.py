@@ -38,15 +38,29 @@ class Target:
     build_command: str
     user: str
     uid: int
+    #: pass --nodeps to the build: the image's rpmdb does not list what is installed
+    nodeps: bool
     #: sha256 of the definition file: part of the image pin and of the build cache key
     definition_sha256: str
+
+    @property
+    def image_key(self) -> str:
+        """What the image is made from: a change here means the image must be made again."""
+        import json
+
+        made_of = {
+            "image": {k: str(v) if isinstance(v, Path) else v for k, v in self.image.__dict__.items()},
+            "user": self.user,
+            "uid": self.uid,
+        }
+        return hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()
 
     def wrap(self, argv: list[str]) -> list[str]:
         """Prefix *argv* with the personality wrapper, if the target has one."""
         return [self.personality, *argv] if self.personality else list(argv)
 
 
-_TOP = ("description", "image", "arch", "personality", "build_command", "user", "uid")
+_TOP = ("description", "image", "arch", "personality", "build_command", "user", "uid", "nodeps")
 _IMAGE = ("tag", "method", "suite", "mirror", "include", "packages")
 
 
@@ -112,5 +126,13 @@ def load_target(name: str) -> Target:
         build_command=build_command,
         user=user,
         uid=int(uid_text),
+        nodeps=_bool(data, "nodeps", path),
         definition_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
     )
+
+
+def _bool(data, key: str, path: Path) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}:{data.line_of(key)}: {key} must be true or false")
+    return value

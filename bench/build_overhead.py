@@ -1,0 +1,79 @@
+"""Fixed overhead of `rebuild build` over a bare `docker run ... rpmbuild --rebuild`.
+
+Same SRPM, same image, alternating runs. Prints the median overhead (rebuild minus
+bare, seconds) and the median ratio, for the demo package and for a generated package
+whose bare build takes about 10 s. Targets: overhead < 0.5 s; ratio <= 1.05 (10 s package).
+
+    .venv/bin/python bench/build_overhead.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+
+from common import REBUILD, ROOT, compile_spec, make_srpm, median, testroot, timed, workdir, write_recipe
+
+
+def bare(image: str, srpm) -> list[str]:
+    return [
+        "docker", "run", "--rm", "--network", "none", "--user", "1000:1000", "-e", "HOME=/tmp",
+        "-v", f"{srpm}:/srpm/{srpm.name}:ro", image,
+        "rpmbuild", "--rebuild", "--define", "_topdir /tmp/top", f"/srpm/{srpm.name}",
+    ]
+
+
+def measure(label: str, image: str, srpm, recipe, runs: int, tmp) -> dict:
+    out = tmp / f"out-{label}"
+    rebuild_times, bare_times = [], []
+    timed(bare(image, srpm))  # warm-up
+    for _ in range(runs):
+        bare_times.append(timed(bare(image, srpm)))
+        shutil.rmtree(out, ignore_errors=True)
+        rebuild_times.append(timed([*REBUILD, "-q", "build", str(recipe), "--out", str(out)]))
+    overheads = [r - b for r, b in zip(rebuild_times, bare_times)]
+    ratios = [r / b for r, b in zip(rebuild_times, bare_times)]
+    return {
+        "package": label,
+        "bare_s": round(median(bare_times), 3),
+        "rebuild_s": round(median(rebuild_times), 3),
+        "overhead_s": round(median(overheads), 3),
+        "ratio": round(median(ratios), 3),
+    }
+
+
+def main() -> list[dict]:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    _, image = testroot()
+    tmp = workdir()
+    try:
+        demo_src = ROOT / "specs/examples/hello"
+        demo = make_srpm(demo_src / "hello.spec", demo_src, tmp / "demo")
+        demo_recipe = write_recipe(tmp, demo, "hello")
+        (tmp / "gen").mkdir()
+        spec = tmp / "gen" / "compile10.spec"
+        spec.write_text(compile_spec("compile10", files=8))
+        gen = make_srpm(spec, spec.parent, tmp / "gen")
+        gen_recipe = write_recipe(tmp, gen, "compile10")
+        rows = [
+            measure("demo (hello)", image, demo, demo_recipe, args.runs, tmp),
+            measure("generated ~10 s", image, gen, gen_recipe, max(3, args.runs - 2), tmp),
+        ]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        print(f"{'package':<18} {'bare s':>8} {'rebuild s':>10} {'overhead s':>11} {'ratio':>6}")
+        for r in rows:
+            print(f"{r['package']:<18} {r['bare_s']:>8} {r['rebuild_s']:>10} {r['overhead_s']:>11} {r['ratio']:>6}")
+        print("targets: overhead < 0.5 s; ratio <= 1.05 on the ~10 s package")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

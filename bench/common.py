@@ -1,0 +1,94 @@
+"""Helpers shared by the benchmarks: the image, SRPMs, recipes, timing."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rebuild.engine import DockerEngine  # noqa: E402
+from rebuild.image import make_image  # noqa: E402
+from rebuild.log import Log  # noqa: E402
+from rebuild.targets import load_target  # noqa: E402
+
+REBUILD = [sys.executable, "-m", "rebuild"]
+
+
+def testroot():
+    target = load_target("testroot")
+    pin = make_image(target, DockerEngine(), Log(quiet=True))
+    return target, pin.image_id
+
+
+def compile_spec(name: str, files: int, functions: int = 300) -> str:
+    """A spec whose %build generates and compiles *files* C files (about 0.25 s each here)."""
+    return textwrap.dedent(
+        f"""\
+        Summary: generated compile load
+        Name: {name}
+        Version: 1
+        Release: 1
+        License: MIT
+
+        %description
+        Generated C code for benchmarks.
+
+        %prep
+
+        %build
+        i=0
+        while [ $i -lt {files} ]; do
+          awk -v i=$i 'BEGIN {{ for (f = 0; f < {functions}; f++)
+            printf "int f%d_%d(int x){{int s=0;for(int k=0;k<x;k++){{s+=k*%d^(s>>3);}}return s;}}\\n", i, f, f }}' > gen$i.c
+          gcc -O2 -c gen$i.c
+          i=$((i + 1))
+        done
+        gcc -shared -o lib{name}.so gen*.o
+
+        %install
+        mkdir -p %{{buildroot}}/usr/lib
+        install -m 0755 lib{name}.so %{{buildroot}}/usr/lib/
+
+        %files
+        /usr/lib/lib{name}.so
+        """
+    )
+
+
+def make_srpm(spec: Path, sources: Path, out: Path) -> Path:
+    top = out / "top"
+    subprocess.run(
+        ["rpmbuild", "-bs", "--quiet", "--define", f"_topdir {top}", "--define", f"_sourcedir {sources}", str(spec)],
+        check=True, capture_output=True,
+    )
+    (srpm,) = (top / "SRPMS").glob("*.src.rpm")
+    return srpm
+
+
+def write_recipe(directory: Path, srpm: Path, name: str, extra: str = "") -> Path:
+    path = directory / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\nsource:\n  srpm: {srpm.name}\n  urls: ['{srpm.as_uri()}']\ntarget: testroot\n" + extra
+    )
+    return path
+
+
+def timed(argv: list[str], **kw) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    return time.perf_counter() - start
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="rebuild-bench-"))
