@@ -129,6 +129,60 @@ def patch(ctx: Context, spec: Path, sets: tuple[str, ...], adds: tuple[str, ...]
         ctx.log.info(f"{spec}: nothing to change")
 
 
+@cli.command("check-deps")
+@click.option("--manifest", "manifest_path", required=True, type=click.Path(path_type=Path),
+              help="Floors manifest (YAML: floors: {name: \"[epoch:]version[-release]\"}).")
+@click.option("--image", help="Query this image's rpmdb (one container, one rpm -qa).")
+@click.option("--target", "target_name", help="Query the pinned image of this target.")
+@click.option("--host", is_flag=True, help="Query this machine's rpmdb.")
+@click.option("--installed", type=click.Path(path_type=Path),
+              help="A saved list: rpm -qa --qf '%{NAME} %{EPOCH} %{VERSION} %{RELEASE}\\n'.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of the table.")
+@pass_ctx
+def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name: str | None, host: bool,
+               installed: Path | None, as_json: bool) -> None:
+    """Check dependency floors; exit 0 all met, 1 some missing or too old."""
+    from rebuild import deps
+
+    chosen = [flag for flag, value in (("--image", image), ("--target", target_name), ("--host", host),
+                                       ("--installed", installed)) if value]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --image, --target, --host, --installed")
+    floors = deps.load_floors(manifest_path)
+    if installed is not None:
+        versions = deps.installed_from_file(installed)
+    elif host:
+        versions = deps.installed_from_host()
+    else:
+        engine = ctx.engine()
+        wrap = lambda argv: argv  # noqa: E731
+        if target_name:
+            from rebuild.image import check_image
+            from rebuild.targets import load_target
+
+            target = load_target(target_name)
+            image = check_image(target, engine)
+            wrap = target.wrap
+        with engine.container(image, mounts=[]) as box:
+            versions = deps.installed_from_container(box, wrap)
+    results = deps.check(floors, versions)
+    click.echo(deps.results_json(results) if as_json else deps.format_table(results))
+    if any(r.status != deps.OK for r in results):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+def vercmp(a: str, b: str) -> None:
+    """Compare two [epoch:]version[-release] strings as rpm does; exit 0 (==), 11 (>), 12 (<)."""
+    from rebuild.evr import compare
+
+    result = compare(a, b)
+    click.echo(f"{a} {'<' if result < 0 else '>' if result > 0 else '=='} {b}")
+    sys.exit({0: 0, 1: 11, -1: 12}[result])
+
+
 def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
     import re
 

@@ -166,7 +166,9 @@ class DockerEngine:
             api.start(created["Id"])
             yield DockerContainer(api, created["Id"], name, self._log)
         except docker.errors.ImageNotFound:
-            raise EnvironmentProblem(f"image {image} is not in the engine; run `rebuild image <target>`") from None
+            raise EnvironmentProblem(
+                f"image {image} is not in the engine (`docker images` lists what is); for a target run `rebuild image TARGET`"
+            ) from None
         except docker.errors.APIError as exc:
             raise BuildFailed(f"container {name}: {exc.explanation or exc}") from None
         finally:

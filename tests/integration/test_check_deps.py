@@ -1,0 +1,99 @@
+"""check-deps against a real image's rpmdb, and the floors preflight of rebuild build."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rebuild.image import read_pin
+from tests.conftest import ROOT, copy_case, make_srpm, run_cli, write_recipe
+from tests.rpmdb_image import build_packages, image_with_packages
+
+pytestmark = pytest.mark.docker
+
+PACKAGES = [
+    ("openssl", None, "0.9.6b", "32.7"),        # at the floor
+    ("openssl-devel", None, "0.9.6", "40"),     # below: 0.9.6 < 0.9.6b
+    ("krb5-libs", None, "1.2.4", "10"),         # two installed, the newest counts
+    ("krb5-devel", None, "1.2.7", "1"),         # above
+    ("pam", 1, "0.70", "1"),                    # epoch wins
+    ("pam-devel", None, "0.75", "46.7.10"),     # 7.10 > 7.3
+]
+
+
+@pytest.fixture(scope="module")
+def floors_image(testroot, tmp_path_factory):
+    rpms = build_packages(PACKAGES, tmp_path_factory.mktemp("rpms"))
+    # a second, older krb5-libs beside the first (multilib, kernels): the newest counts
+    older = build_packages([("krb5-libs", None, "1.2.2", "4")], tmp_path_factory.mktemp("older"))
+    for rpm in older.glob("*.rpm"):
+        (rpms / rpm.name).write_bytes(rpm.read_bytes())
+    return image_with_packages(read_pin(testroot).image_id, rpms, "rebuild-test/floors:1")
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    path = tmp_path_factory.mktemp("m") / "floors.yaml"
+    path.write_text(
+        "floors:\n"
+        "  openssl: 0.9.6b-32.7\n"
+        "  openssl-devel: 0.9.6b-32.7\n"
+        "  krb5-libs: 1.2.4-10\n"
+        "  krb5-devel: 1.2.4-11\n"
+        "  pam: 0.75-46.7.3\n"
+        "  pam-devel: 0.75-46.7.3\n"
+        "  cyrus-sasl: 1.5.24-25\n"
+    )
+    return path
+
+
+def test_check_deps_image(floors_image, manifest):
+    proc = run_cli("check-deps", "--manifest", str(manifest), "--image", floors_image, "--json")
+    assert proc.returncode == 1, proc.stderr
+    got = {d["name"]: (d["status"], d["installed"]) for d in json.loads(proc.stdout)}
+    assert got == {
+        "openssl": ("ok", "0.9.6b-32.7"),
+        "openssl-devel": ("too old", "0.9.6-40"),
+        "krb5-libs": ("ok", "1.2.4-10"),
+        "krb5-devel": ("ok", "1.2.7-1"),
+        "pam": ("ok", "1:0.70-1"),
+        "pam-devel": ("ok", "0.75-46.7.10"),
+        "cyrus-sasl": ("missing", None),
+    }
+
+
+def test_check_deps_missing_image_is_exit_3(manifest):
+    proc = run_cli("-q", "check-deps", "--manifest", str(manifest), "--image", "rebuild-test/nosuch:0")
+    assert proc.returncode == 3, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_check_deps_target_testroot_has_empty_rpmdb(testroot, manifest):
+    proc = run_cli("check-deps", "--manifest", str(manifest), "--target", "testroot")
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[-1] == "7 floors: 0 met, 0 too old, 7 missing"
+
+
+def test_build_preflight_stops_on_unmet_floors(tmp_path, testroot, manifest):
+    srpm = make_srpm(copy_case("noarch", tmp_path) / "greeting.spec", tmp_path / "src")
+    recipe = write_recipe(tmp_path, srpm, extra=f"floors: {manifest}\n")
+    proc = run_cli("build", str(recipe), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1, proc.stderr
+    assert "does not meet 7 of 7 floors" in proc.stderr
+    assert "cyrus-sasl" in proc.stderr and "missing" in proc.stderr
+    assert "start rpmbuild" not in (tmp_path / "out" / "greeting-2.1-3.failed" / "state.log").read_text()
+    proc = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), "--skip-deps-check")
+    assert proc.returncode == 0, proc.stderr
+    floors = json.loads((tmp_path / "out" / "greeting-2.1-3" / "manifest.json").read_text())["floors"]
+    assert floors["skipped"] is True and len(floors["results"]) == 7
+
+
+def test_build_preflight_passes_when_floors_met(tmp_path, testroot):
+    met = tmp_path / "met.yaml"
+    met.write_text("floors: {}\n")
+    srpm = make_srpm(copy_case("noarch", tmp_path) / "greeting.spec", tmp_path / "src")
+    recipe = write_recipe(tmp_path, srpm, extra=f"floors: {met}\n")
+    proc = run_cli("build", str(recipe), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert (ROOT / "specs/rh73-floors.yaml").exists()
