@@ -148,12 +148,13 @@ def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name
                                        ("--installed", installed)) if value]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --image, --target, --host, --installed")
-    floors = deps.load_floors(manifest_path)
     if installed is not None:
-        versions = deps.installed_from_file(installed)
+        floors, versions = deps.load_floors(manifest_path), deps.installed_from_file(installed)
     elif host:
-        versions = deps.installed_from_host()
+        floors, versions = deps.load_floors(manifest_path), deps.installed_from_host()
     else:
+        from concurrent.futures import ThreadPoolExecutor
+
         engine = ctx.engine()
         wrap = lambda argv: argv  # noqa: E731
         if target_name:
@@ -163,8 +164,14 @@ def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name
             target = load_target(target_name)
             image = check_image(target, engine)
             wrap = target.wrap
-        with engine.container(image, mounts=[]) as box:
-            versions = deps.installed_from_container(box, wrap)
+        # The container round trip overlaps reading the manifest and loading librpm.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            query = pool.submit(deps.installed_from_image, engine, image, wrap)
+            try:
+                floors = deps.load_floors(manifest_path)
+                deps.warm_up()
+            finally:
+                versions = query.result()
     results = deps.check(floors, versions)
     click.echo(deps.results_json(results) if as_json else deps.format_table(results))
     if any(r.status != deps.OK for r in results):

@@ -1,0 +1,71 @@
+"""`rebuild check-deps` on a 1,000-floor manifest against an image holding 1,000 packages,
+against a loop of one `rpm -q` per package in the same container.
+
+Targets: under 3 s, and at least 20x faster than the loop.
+
+    .venv/bin/python bench/check_deps.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+from common import REBUILD, ROOT, median, testroot, workdir
+
+sys.path.insert(0, str(ROOT))
+from tests.rpmdb_image import build_packages, image_with_packages  # noqa: E402
+
+COUNT = 1000
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    _, base = testroot()
+    tmp = workdir()
+    try:
+        packages = [(f"benchpkg{i:04d}", None, f"1.{i % 7}", f"{i % 5}.el") for i in range(COUNT)]
+        rpms = build_packages(packages, tmp / "pkgs")
+        image = image_with_packages(base, rpms, "rebuild-bench/rpmdb1000:1")
+        manifest = tmp / "floors.yaml"
+        manifest.write_text("floors:\n" + "".join(f'  {n}: "1.{i % 7}-{i % 5}.el"\n' for i, (n, *_rest) in enumerate(packages)))
+        names = " ".join(n for n, *_ in packages)
+        rebuild_times = []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            proc = subprocess.run([*REBUILD, "-q", "check-deps", "--manifest", str(manifest), "--image", image],
+                                  capture_output=True, text=True)
+            rebuild_times.append(time.perf_counter() - start)
+            assert proc.returncode == 0, proc.stderr + proc.stdout[-500:]
+        container = subprocess.run(["docker", "run", "-d", "--network", "none", image, "sleep", "600"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+        try:
+            start = time.perf_counter()
+            subprocess.run(["docker", "exec", container, "sh", "-c", f"for p in {names}; do rpm -q $p >/dev/null; done"],
+                           check=True)
+            loop = time.perf_counter() - start
+        finally:
+            subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    row = {"floors": COUNT, "rebuild_s": round(median(rebuild_times), 3), "rpm_q_loop_s": round(loop, 3),
+           "speedup": round(loop / median(rebuild_times), 1)}
+    if args.json:
+        print(json.dumps(row))
+    else:
+        print(f"check-deps, {COUNT} floors vs {COUNT} installed packages")
+        print(f"  rebuild check-deps --image (whole process, median of {args.runs}): {row['rebuild_s']} s")
+        print(f"  one rpm -q per package in one container: {row['rpm_q_loop_s']} s")
+        print(f"  speedup: {row['speedup']}x   (targets: < 3 s, >= 20x)")
+    return row
+
+
+if __name__ == "__main__":
+    main()
