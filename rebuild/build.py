@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -21,10 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Callable
 
-from rebuild import __version__
+from rebuild import __version__, cache
 from rebuild.engine import Container, Engine, Mount
 from rebuild.errors import BuildFailed, CheckFailed, UsageError
-from rebuild.image import check_image
+from rebuild.image import check_image, read_pin
 from rebuild.log import Log
 from rebuild.recipe import Recipe
 from rebuild.rpmfile import RpmInfo, read_info, sha256_file
@@ -48,15 +49,26 @@ class BuildResult:
 
 @dataclass
 class StateLog:
-    """Each phase with start, end and duration; written line by line as it happens."""
+    """Each phase with start, end and duration; written line by line once it has a file."""
 
-    path: Path
+    path: Path | None = None
     phases: list[dict] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+
+    def attach(self, path: Path) -> None:
+        self.path = path
+        with path.open("a") as fh:
+            fh.writelines(self.pending)
+        self.pending.clear()
 
     def _line(self, text: str) -> None:
         stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        line = f"{stamp} {text}\n"
+        if self.path is None:
+            self.pending.append(line)
+            return
         with self.path.open("a") as fh:
-            fh.write(f"{stamp} {text}\n")
+            fh.write(line)
 
     def phase(self, name: str) -> "_Phase":
         return _Phase(self, name)
@@ -84,7 +96,7 @@ def resolve_srpm(recipe: Recipe) -> Path:
     return locate_srpm(recipe)
 
 
-def _check_srpm(recipe: Recipe, srpm: Path) -> tuple[RpmInfo, str]:
+def _check_srpm(recipe: Recipe, srpm: Path, digest: str) -> RpmInfo:
     info = read_info(srpm)
     if not info.is_source:
         raise UsageError(f"{srpm}: is a binary RPM ({info.nevra}); the recipe needs a source RPM")
@@ -93,10 +105,9 @@ def _check_srpm(recipe: Recipe, srpm: Path) -> tuple[RpmInfo, str]:
         raise UsageError(
             f"{srpm}: header says {info.nvr}, but the recipe {recipe.path.name} expects {expected}; fix source.srpm"
         )
-    digest = sha256_file(srpm)
     if recipe.source.sha256 and digest != recipe.source.sha256:
         raise CheckFailed(f"{srpm}: sha256 is {digest}, the recipe pins {recipe.source.sha256}; refusing to build")
-    return info, digest
+    return info
 
 
 class _LogSink:
@@ -142,14 +153,26 @@ def _collect(work: Path, staging: Path) -> list[dict]:
 
 
 def _place(staging: Path, final: Path) -> None:
-    """Rename *staging* to *final*, replacing an older result without a moment of half state."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(staging, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Rename *staging* to *final*; an older result is moved aside first and removed after.
+
+    Two builds placing the same result at once both succeed, and *final* is always one
+    complete result: a rename onto a non-empty folder fails, so the loser moves it aside
+    and tries again.
+    """
+    for attempt in range(20):
+        try:
+            os.rename(staging, final)
+            return
+        except OSError:
+            if not final.exists():
+                raise
+            old = final.with_name(f".{final.name}.old-{os.getpid()}-{threading.get_ident()}-{attempt}")
+            try:
+                os.rename(final, old)
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(old, ignore_errors=True)
+    raise BuildFailed(f"could not place the result at {final}: another build keeps replacing it")
 
 
 def build(
@@ -160,6 +183,7 @@ def build(
     *,
     out_dir: Path,
     skip_deps_check: bool = False,
+    force: bool = False,
     echo: Callable[[bytes], None] | None = None,
 ) -> BuildResult:
     """Build *recipe* on *target*; return where the verified result directory is."""
@@ -167,42 +191,59 @@ def build(
     started_at = datetime.now(timezone.utc)
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir))
-    work = Path(tempfile.mkdtemp(prefix=".work-", dir=out_dir))
-    state = StateLog(staging / "state.log")
-    build_log = staging / "build.log"
+    state = StateLog()
     manifest: dict = {
         "rebuild_version": __version__,
         "recipe": {"name": recipe.name, "path": str(recipe.path), "sha256": sha256_file(recipe.path)},
         "started": started_at.isoformat(timespec="seconds"),
     }
-    nvr = None
+    with state.phase("source"):
+        srpm = resolve_srpm(recipe)
+        digest = sha256_file(srpm)
+    pin = read_pin(target)
+    # The pin's image ID keys the cache: a no-op needs neither librpm nor the engine.
+    key_image = pin.image_id if pin and pin.definition_sha256 == target.image_key else "unpinned"
+    key, key_inputs = cache.build_key(recipe, target, key_image, digest, skip_deps_check=skip_deps_check)
+    if not force:
+        hit = cache.lookup(out_dir, key)
+        if hit is not None:
+            directory, stored = hit
+            log.info(f"up to date: {directory} (build key {key[:12]}; --force rebuilds)")
+            return BuildResult(directory, directory.name, tuple(stored["outputs"]), time.monotonic() - started,
+                               cached=True)
+    with state.phase("verify-source"), log.step("verify source RPM"):
+        info = _check_srpm(recipe, srpm, digest)
+        manifest["inputs"] = {
+            "srpm": {
+                "file": srpm.name,
+                "path": str(srpm),
+                "urls": list(recipe.source.urls),
+                "sha256": digest,
+                "size": srpm.stat().st_size,
+                "nevra": info.nevra,
+            }
+        }
+    with state.phase("image"):
+        image_id = check_image(target, engine)
+    if image_id != key_image:
+        key, key_inputs = cache.build_key(recipe, target, image_id, digest, skip_deps_check=skip_deps_check)
+    manifest["build_key"] = key
+    manifest["build_key_inputs"] = key_inputs
+    manifest["target"] = {
+        "name": target.name,
+        "image": target.image.tag,
+        "image_id": image_id,
+        "arch": target.arch,
+        "personality": target.personality,
+        "build_command": target.build_command,
+        "definition_sha256": target.definition_sha256,
+    }
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir))
+    work = Path(tempfile.mkdtemp(prefix=".work-", dir=out_dir))
+    state.attach(staging / "state.log")
+    build_log = staging / "build.log"
+    nvr = info.nvr
     try:
-        with state.phase("source"), log.step("verify source RPM"):
-            srpm = resolve_srpm(recipe)
-            info, digest = _check_srpm(recipe, srpm)
-            nvr = info.nvr
-            manifest["inputs"] = {
-                "srpm": {
-                    "file": srpm.name,
-                    "path": str(srpm),
-                    "urls": list(recipe.source.urls),
-                    "sha256": digest,
-                    "size": srpm.stat().st_size,
-                    "nevra": info.nevra,
-                }
-            }
-        with state.phase("image"):
-            image_id = check_image(target, engine)
-            manifest["target"] = {
-                "name": target.name,
-                "image": target.image.tag,
-                "image_id": image_id,
-                "arch": target.arch,
-                "personality": target.personality,
-                "build_command": target.build_command,
-                "definition_sha256": target.definition_sha256,
-            }
         if os.geteuid() == 0:
             os.chown(work, target.uid, target.uid)
         mounts = [Mount(work, TOPDIR), Mount(srpm, f"{SRPM_DIR}/{srpm.name}", read_only=True)]
@@ -230,6 +271,7 @@ def build(
         final = out_dir / built_nvr
         staging.chmod(0o755)  # mkdtemp made it 0700
         _place(staging, final)
+        cache.record(out_dir, key, final)
         log.info(f"results in {final}")
         return BuildResult(final, built_nvr, tuple(outputs), time.monotonic() - started)
     except BaseException:
@@ -362,3 +404,78 @@ def _check_floors(recipe, target, box, manifest, log, *, skip: bool) -> None:
     from rebuild.deps import check_in_container
 
     check_in_container(recipe.floors, target, box, manifest, log, skip=skip)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    recipe: Recipe
+    result: BuildResult | None
+    error: BaseException | None
+    duration: float
+
+
+def build_many(
+    jobs: list[tuple[Recipe, Target]],
+    engine,
+    log: Log,
+    *,
+    out_dir: Path,
+    parallel: int,
+    skip_deps_check: bool = False,
+    force: bool = False,
+    echo: Callable[[bytes], None] | None = None,
+) -> list[BatchItem]:
+    """Build independent recipes, *parallel* at a time, each in its own container and work tree.
+
+    One failure does not stop the others. Ctrl-C removes every container and re-raises.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rebuild.errors import RebuildError
+
+    def one(recipe: Recipe, target: Target) -> BatchItem:
+        child = log.child(f"[{recipe.name}] ") if len(jobs) > 1 else log
+        own_engine = engine.for_log(child) if hasattr(engine, "for_log") else engine
+        start = time.monotonic()
+        try:
+            result = build(recipe, target, own_engine, child, out_dir=out_dir, skip_deps_check=skip_deps_check,
+                           force=force, echo=echo if len(jobs) == 1 else None)
+            return BatchItem(recipe, result, None, time.monotonic() - start)
+        except RebuildError as exc:
+            if len(jobs) > 1:
+                child.warn(f"failed: {exc.message}")
+            return BatchItem(recipe, None, exc, time.monotonic() - start)
+
+    if len(jobs) == 1 or parallel <= 1:
+        return [one(recipe, target) for recipe, target in jobs]
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="build")
+    futures = [pool.submit(one, recipe, target) for recipe, target in jobs]
+    try:
+        items = [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        if hasattr(engine, "remove_all"):
+            engine.remove_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        if hasattr(engine, "remove_all"):
+            engine.remove_all()
+        raise
+    pool.shutdown(wait=True)
+    return items
+
+
+def summary_table(items: list[BatchItem]) -> str:
+    rows = [("RECIPE", "RESULT", "SECONDS", "HOW")]
+    for item in items:
+        if item.result is not None:
+            rows.append((item.recipe.name, item.result.directory.name, f"{item.duration:.1f}",
+                         "cached" if item.result.cached else "built"))
+        else:
+            rows.append((item.recipe.name, f"FAILED (exit {getattr(item.error, 'exit_code', 1)})",
+                         f"{item.duration:.1f}", "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    failed = sum(1 for i in items if i.result is None)
+    lines.append(f"{len(items)} recipes: {len(items) - failed} ok, {failed} failed")
+    return "\n".join(lines)

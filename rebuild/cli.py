@@ -61,32 +61,49 @@ def image(ctx: Context, target: str, force: bool) -> None:
 @click.option("--out", "out_dir", default="artifacts", show_default=True, type=click.Path(path_type=Path),
               help="Results go to OUT/<name>-<version>-<release>/.")
 @click.option("--skip-deps-check", is_flag=True, help="Build even when the floors are not met (recorded).")
+@click.option("--force", is_flag=True, help="Build even when an intact result with the same inputs exists.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Builds at once [default: the number of cores].")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @pass_ctx
 def build(ctx: Context, recipes: tuple[Path, ...], target_name: str | None, out_dir: Path,
-          skip_deps_check: bool, as_json: bool) -> None:
-    """Build each RECIPE (specs/<name>.yaml) in a fresh container."""
-    from rebuild.build import build as run_build
+          skip_deps_check: bool, force: bool, jobs: int | None, as_json: bool) -> None:
+    """Build each RECIPE (specs/<name>.yaml) in a fresh container.
+
+    Unchanged inputs reuse the stored result ("up to date"). Several recipes build in
+    parallel; a summary table follows, and the exit code is 10 if any failed.
+    """
+    import os
+
+    from rebuild.build import build_many, summary_table
+    from rebuild.errors import BuildFailed
     from rebuild.recipe import load_recipe
     from rebuild.targets import load_target
 
     loaded = [load_recipe(path) for path in recipes]
-    engine = ctx.engine()
+    pairs = [(recipe, load_target(target_name or recipe.target)) for recipe in loaded]
     echo = (lambda chunk: sys.stderr.buffer.write(chunk) and sys.stderr.flush()) if ctx.verbose else None
-    results = []
-    for recipe in loaded:
-        target = load_target(target_name or recipe.target)
-        result = run_build(recipe, target, engine, ctx.log, out_dir=out_dir,
-                           skip_deps_check=skip_deps_check, echo=echo)
-        results.append(result)
+    items = build_many(pairs, ctx.engine(), ctx.log, out_dir=out_dir, parallel=jobs or os.cpu_count() or 1,
+                       skip_deps_check=skip_deps_check, force=force, echo=echo)
+    done = [item.result for item in items if item.result is not None]
     if as_json:
-        click.echo(json.dumps([{"directory": str(r.directory), "nvr": r.nvr, "cached": r.cached,
-                                "outputs": list(r.outputs)} for r in results], indent=2))
-        return
-    for result in results:
-        for output in result.outputs:
-            click.echo(result.directory / output["file"])
-        click.echo(result.directory / "manifest.json")
+        click.echo(json.dumps([{"recipe": str(i.recipe.path), "ok": i.result is not None,
+                                "directory": str(i.result.directory) if i.result else None,
+                                "cached": i.result.cached if i.result else None,
+                                "error": getattr(i.error, "message", None),
+                                "outputs": list(i.result.outputs) if i.result else []} for i in items], indent=2))
+    else:
+        for result in done:
+            for output in result.outputs:
+                click.echo(result.directory / output["file"])
+            click.echo(result.directory / "manifest.json")
+    if len(items) > 1:
+        ctx.log.info(summary_table(items))
+    failed = [item for item in items if item.result is None]
+    if len(items) == 1 and failed:
+        raise failed[0].error
+    if failed:
+        raise BuildFailed(f"{len(failed)} of {len(items)} builds failed: {', '.join(i.recipe.name for i in failed)}")
 
 
 @cli.command()

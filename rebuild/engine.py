@@ -99,6 +99,21 @@ class DockerEngine:
     def __init__(self, log: Log | None = None) -> None:
         self._log = log or Log(quiet=True)
         self._client = None
+        self._live: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def for_log(self, log: Log) -> "DockerEngine":
+        """The same engine connection, echoing commands to *log* (one per parallel build)."""
+        other = DockerEngine(log)
+        other._client, other._live, other._lock = self.client, self._live, self._lock
+        return other
+
+    def remove_all(self) -> None:
+        """Remove every container this process still has (Ctrl-C during parallel builds)."""
+        with self._lock:
+            live = list(self._live)
+        for container_id, name in live:
+            self._remove(container_id, name)
 
     @property
     def client(self):
@@ -107,7 +122,7 @@ class DockerEngine:
             import docker.errors
 
             try:
-                client = docker.from_env(timeout=600, version=API_VERSION)
+                client = docker.from_env(timeout=600, version=API_VERSION, max_pool_size=32)
                 client.ping()
             except (docker.errors.DockerException, OSError) as exc:
                 where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -174,6 +189,8 @@ class DockerEngine:
                 host_config=host_config,
                 network_disabled=True,
             )
+            with self._lock:
+                self._live.add((created["Id"], name))
             api.start(created["Id"])
             yield DockerContainer(api, created["Id"], name, self._log)
         except docker.errors.ImageNotFound:
@@ -200,6 +217,8 @@ class DockerEngine:
                 labels={LABEL: "1", f"{LABEL}.pid": str(os.getpid())},
                 host_config=api.create_host_config(network_mode="none"),
             )
+            with self._lock:
+                self._live.add((created["Id"], name))
             api.start(created["Id"])
             code = api.wait(created["Id"])["StatusCode"]
             output = api.logs(created["Id"], stdout=True, stderr=True)
@@ -225,7 +244,11 @@ class DockerEngine:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
         try:
             self.client.api.remove_container(container_id, force=True)
+            with self._lock:
+                self._live.discard((container_id, name))
         except docker.errors.NotFound:
+            with self._lock:
+                self._live.discard((container_id, name))
             pass
         except docker.errors.APIError as exc:
             self._log.warn(f"could not remove container {name}: {exc.explanation or exc}; run `docker rm -f {name}`")

@@ -14,21 +14,27 @@ from typing import IO, Iterator
 
 
 class Log:
-    def __init__(self, stream: IO[str] | None = None, *, quiet: bool = False) -> None:
+    def __init__(self, stream: IO[str] | None = None, *, quiet: bool = False, prefix: str = "") -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
-        self.github = os.environ.get("GITHUB_ACTIONS") == "true"
+        self.prefix = prefix
+        # log folding only when one build writes at a time
+        self.github = os.environ.get("GITHUB_ACTIONS") == "true" and not prefix
+
+    def child(self, prefix: str) -> "Log":
+        """A log for one of several builds running at once: every line says which."""
+        return Log(self.stream, quiet=self.quiet, prefix=prefix)
 
     def _write(self, line: str) -> None:
         if not self.quiet:
-            print(line, file=self.stream, flush=True)
+            print(self.prefix + line, file=self.stream, flush=True)
 
     def info(self, message: str) -> None:
         self._write(message)
 
     def warn(self, message: str) -> None:
         # warnings show even when quiet
-        print(f"rebuild: warning: {message}", file=self.stream, flush=True)
+        print(f"{self.prefix}rebuild: warning: {message}", file=self.stream, flush=True)
 
     def command(self, argv: list[str], where: str = "") -> None:
         prefix = f"[{where}] " if where else ""
