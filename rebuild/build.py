@@ -29,7 +29,6 @@ from rebuild.image import check_image, read_pin
 from rebuild.log import Log
 from rebuild.recipe import Recipe
 from rebuild.rpmfile import RpmInfo, read_info, sha256_file
-from rebuild.spec import SpecText, edit_spec, release_uses, write_atomic
 from rebuild.targets import Target
 
 TOPDIR = "/build"
@@ -267,7 +266,7 @@ def build(
         manifest["phases"] = state.phases
         manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         manifest["duration_seconds"] = round(time.monotonic() - started, 3)
-        write_atomic(staging / "manifest.json", json.dumps(manifest, indent=2) + "\n", "utf-8")
+        _write_text(staging / "manifest.json", json.dumps(manifest, indent=2) + "\n")
         final = out_dir / built_nvr
         staging.chmod(0o755)  # mkdtemp made it 0700
         _place(staging, final)
@@ -281,6 +280,12 @@ def build(
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _keep_failed_logs(staging: Path, dest: Path) -> None:
@@ -327,6 +332,8 @@ def _in_container(recipe, target, box: Container, work, staging, state, log, sin
 
 
 def _apply_edits(recipe: Recipe, spec_path: Path, staging: Path, manifest: dict, log: Log) -> None:
+    from rebuild.spec import SpecText, edit_spec, write_atomic
+
     manifest["spec"] = {"file": spec_path.name, "edits": recipe.spec.as_dict()}
     if recipe.spec.empty:
         return
@@ -386,6 +393,8 @@ def _check_spec(recipe, target, box, spec_path, manifest, info: RpmInfo, user, e
             manifest["spec"]["release_after"] = release
             manifest["spec"]["release_check"] = "spec-query"
             log.info(f"    Release {info.release} -> {release}")
+        from rebuild.spec import release_uses
+
         original = (spec_path.parent / spec_path.name).read_text(errors="replace")
         names = [n for n, _ in edits.macros]
         must_change = bool(edits.release_suffix) or release_uses(original, names)

@@ -98,14 +98,15 @@ class DockerEngine:
 
     def __init__(self, log: Log | None = None) -> None:
         self._log = log or Log(quiet=True)
-        self._client = None
+        # shared with for_log() copies: one connection, one set of live containers
+        self._shared: dict = {"client": None}
         self._live: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     def for_log(self, log: Log) -> "DockerEngine":
-        """The same engine connection, echoing commands to *log* (one per parallel build)."""
+        """The same engine (connected on first use), echoing commands to *log* (one per parallel build)."""
         other = DockerEngine(log)
-        other._client, other._live, other._lock = self.client, self._live, self._lock
+        other._shared, other._live, other._lock = self._shared, self._live, self._lock
         return other
 
     def remove_all(self) -> None:
@@ -117,7 +118,11 @@ class DockerEngine:
 
     @property
     def client(self):
-        if self._client is None:
+        with self._lock:
+            return self._connect()
+
+    def _connect(self):
+        if self._shared["client"] is None:
             import docker
             import docker.errors
 
@@ -136,8 +141,8 @@ class DockerEngine:
                         f"Docker engine at {where}: permission denied; add your user to the 'docker' group or run as root"
                     ) from None
                 raise EnvironmentProblem(f"Docker engine not reachable at {where}; {START_ENGINE_HINT}") from None
-            self._client = client
-        return self._client
+            self._shared["client"] = client
+        return self._shared["client"]
 
     def image_id(self, tag: str) -> str | None:
         import docker.errors
