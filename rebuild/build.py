@@ -88,11 +88,11 @@ class _Phase:
         self.state.phases.append({"phase": self.name, "seconds": round(took, 3), "status": status})
 
 
-def resolve_srpm(recipe: Recipe) -> Path:
-    """The local SRPM for *recipe*: a path or file:// URL, or the fetch cache for http(s)."""
+def resolve_srpm(recipe: Recipe, log: Log) -> Path:
+    """The local SRPM for *recipe*: a path or file:// URL, or the verified fetch cache for http(s)."""
     from rebuild.fetch import locate_srpm
 
-    return locate_srpm(recipe)
+    return locate_srpm(recipe, log)
 
 
 def _check_srpm(recipe: Recipe, srpm: Path, digest: str) -> RpmInfo:
@@ -197,7 +197,7 @@ def build(
         "started": started_at.isoformat(timespec="seconds"),
     }
     with state.phase("source"):
-        srpm = resolve_srpm(recipe)
+        srpm = resolve_srpm(recipe, log)
         digest = sha256_file(srpm)
     pin = read_pin(target)
     # The pin's image ID keys the cache: a no-op needs neither librpm nor the engine.

@@ -146,6 +146,58 @@ def patch(ctx: Context, spec: Path, sets: tuple[str, ...], adds: tuple[str, ...]
         ctx.log.info(f"{spec}: nothing to change")
 
 
+@cli.command()
+@click.argument("source")
+@click.option("--sha256", "sha", help="Expected sha256 (overrides nothing: it must agree with any other pin).")
+@click.option("--dest", type=click.Path(path_type=Path), help="Also copy the verified file into this folder.")
+@click.option("--lock", is_flag=True, help="No pin yet: record the sha256 seen into specs/<recipe>.lock (trust on first use).")
+@click.option("--mirror", "mirrors", multiple=True, metavar="FROM=TO",
+              help="Rewrite a URL prefix (tried before the original); also $REBUILD_MIRROR.")
+@click.option("--max-size", type=click.IntRange(min=1), default=512 << 20, show_default=True, help="Size cap in bytes.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds without data before a retry.")
+@pass_ctx
+def fetch(ctx: Context, source: str, sha: str | None, dest: Path | None, lock: bool, mirrors: tuple[str, ...],
+          max_size: int, timeout: float) -> None:
+    """Download and verify SOURCE (a recipe or a URL) into the content-addressed cache; print its path."""
+    import os
+    import re
+    import shutil
+    from urllib.parse import urlparse
+
+    from rebuild import fetch as fetching
+    from rebuild.errors import UsageError
+    from rebuild.recipe import load_recipe
+
+    if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+        raise click.UsageError("--sha256 takes 64 hex digits")
+    sha = sha.lower() if sha else None
+    pairs = fetching.parse_mirrors(" ".join([os.environ.get("REBUILD_MIRROR", ""), *mirrors]))
+    options = fetching.FetchOptions(max_size=max_size, read_timeout=timeout)
+    with ctx.log.step(f"fetch {source}"):
+        if source.endswith((".yaml", ".yml")) and Path(source).is_file():
+            fetched = fetching.fetch_recipe(load_recipe(Path(source)), sha256=sha, lock=lock, mirrors=pairs,
+                                            options=options, log=ctx.log)
+        else:
+            name = Path(urlparse(source).path).name
+            if not name:
+                raise UsageError(f"{source}: neither a recipe file nor a URL naming a file")
+            fetched = fetching.fetch_urls(fetching.with_mirrors([source], pairs), filename=name, sha256=sha,
+                                          allow_unpinned=lock, options=options, log=ctx.log)
+            if not sha:
+                ctx.log.warn(f"TRUST ON FIRST USE: {name} has sha256 {fetched.sha256}; pin it with --sha256")
+    ctx.log.info(f"    {'cached' if fetched.cached else 'verified'}: sha256 {fetched.sha256}, {fetched.size} bytes")
+    path = fetched.path
+    if dest is not None:
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / path.name
+        tmp = dest / f".{path.name}.tmp"
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+        path = target
+    click.echo(path)
+
+
 @cli.command("check-deps")
 @click.option("--manifest", "manifest_path", required=True, type=click.Path(path_type=Path),
               help="Floors manifest (YAML: floors: {name: \"[epoch:]version[-release]\"}).")

@@ -1,0 +1,138 @@
+"""A real HTTP server on 127.0.0.1 whose answers a test scripts, request by request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Seen:
+    path: str
+    range: str | None
+    status: int
+    sent: int
+
+
+@dataclass
+class FaultServer:
+    """Serves ``files``; ``faults[path]`` is a queue of one-shot faults taken per request:
+    ``404``, ``500``, ``429:SECONDS``, ``cut:N`` (promise the whole body, send N bytes, hang up),
+    ``stall:SECONDS`` (wait before the body), ``redirect:URL``, ``html``, ``wrong``.
+    ``ignore_range`` paths answer every request with 200 and the whole file;
+    ``throttle`` (bytes per second) slows every body down."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    faults: dict[str, list[str]] = field(default_factory=dict)
+    ignore_range: set[str] = field(default_factory=set)
+    throttle: int | None = None
+    seen: list[Seen] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        owner = self
+        self.busy = 0
+        self.lock = threading.Condition()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:
+                with owner.lock:
+                    owner.busy += 1
+                try:
+                    owner._handle(self)
+                finally:
+                    with owner.lock:
+                        owner.busy -= 1
+                        owner.lock.notify_all()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def settled(self) -> list[Seen]:
+        """The requests seen, once no handler is still writing."""
+        with self.lock:
+            self.lock.wait_for(lambda: self.busy == 0, timeout=10)
+        return list(self.seen)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> "FaultServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _send(self, h, status: int, body: bytes, headers: dict | None = None, *, limit: int | None = None,
+              stall: float = 0, length: int | None = None) -> None:
+        h.send_response(status)
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(body) if length is None else length))
+        if limit is not None:
+            h.send_header("Connection", "close")
+        h.end_headers()
+        if stall:
+            time.sleep(stall)
+        data = body if limit is None else body[:limit]
+        sent = 0
+        try:
+            if self.throttle:
+                step = max(1, self.throttle // 20)
+                for i in range(0, len(data), step):
+                    h.wfile.write(data[i : i + step])
+                    h.wfile.flush()
+                    sent += len(data[i : i + step])
+                    time.sleep(step / self.throttle)
+            else:
+                h.wfile.write(data)
+                sent = len(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        if limit is not None:
+            h.close_connection = True
+        self.seen.append(Seen(h.path, h.headers.get("Range"), status, sent))
+
+    def _handle(self, h) -> None:
+        path = h.path
+        queue = self.faults.get(path, [])
+        fault = queue.pop(0) if queue else ""
+        body = self.files.get(path)
+        if fault == "404" or (body is None and not fault.startswith("redirect")):
+            return self._send(h, 404, b"not found\n")
+        if fault == "500":
+            return self._send(h, 500, b"oops\n")
+        if fault.startswith("429"):
+            return self._send(h, 429, b"slow down\n", {"Retry-After": fault.split(":")[1]})
+        if fault.startswith("redirect:"):
+            return self._send(h, 302, b"", {"Location": fault.split(":", 1)[1]})
+        if fault == "html":
+            return self._send(h, 200, b"<!DOCTYPE html><html><body>Mirror maintenance</body></html>\n",
+                              {"Content-Type": "text/html"})
+        if fault == "wrong":
+            body = body[:-1] + bytes([body[-1] ^ 0xFF])
+        start = 0
+        rng = h.headers.get("Range")
+        if rng and path not in self.ignore_range and rng.startswith("bytes="):
+            start = int(rng[6:].split("-")[0])
+        status = 206 if start else 200
+        headers = {"Accept-Ranges": "bytes"} if path not in self.ignore_range else {}
+        if start:
+            headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
+        chunk = body[start:]
+        if fault.startswith("cut:"):
+            return self._send(h, status, chunk, headers, limit=int(fault.split(":")[1]))
+        if fault.startswith("stall:"):
+            return self._send(h, status, chunk, headers, stall=float(fault.split(":")[1]))
+        return self._send(h, status, chunk, headers)
