@@ -210,6 +210,11 @@ def build(
             log.info(f"up to date: {directory} (build key {key[:12]}; --force rebuilds)")
             return BuildResult(directory, directory.name, tuple(stored["outputs"]), time.monotonic() - started,
                                cached=True)
+    # librpm and specfile take ~0.15 s to load; load them while the engine round trips wait on the socket
+    warm = threading.Thread(target=_warm_up, args=(not recipe.spec.empty,), daemon=True)
+    warm.start()
+    with state.phase("image"):
+        image_id = check_image(target, engine)
     with state.phase("verify-source"), log.step("verify source RPM"):
         info = _check_srpm(recipe, srpm, digest)
         manifest["inputs"] = {
@@ -222,8 +227,6 @@ def build(
                 "nevra": info.nevra,
             }
         }
-    with state.phase("image"):
-        image_id = check_image(target, engine)
     if image_id != key_image:
         key, key_inputs = cache.build_key(recipe, target, image_id, digest, skip_deps_check=skip_deps_check)
     manifest["build_key"] = key
@@ -280,6 +283,13 @@ def build(
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _warm_up(spec_edits: bool) -> None:
+    import rpm  # noqa: F401
+
+    if spec_edits:
+        import specfile.macro_definitions  # noqa: F401
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -52,7 +52,7 @@ def test_noarch_build_outputs_match_manifest(tmp_path, testroot):
     assert payload(rpm)["/usr/share/greeting/greeting.txt"] == b"greetings from greeting-2.1-3\n"
     assert str(rpm) in proc.stdout.splitlines()
     phases = [line.split()[2] for line in (result / "state.log").read_text().splitlines() if " end " in line]
-    assert phases[:3] == ["source", "verify-source", "image"] and "rpmbuild" in phases and phases[-1] == "collect"
+    assert phases[:3] == ["source", "image", "verify-source"] and "rpmbuild" in phases and phases[-1] == "collect"
     assert "Wrote:" in (result / "build.log").read_text()
     assert [p.name for p in out.glob(".*")] == [".index"], "no temporary folders left behind"
     assert _containers() == []
@@ -156,3 +156,35 @@ def test_image_is_reused(testroot):
     assert proc.returncode == 0, proc.stderr
     assert "up to date" in proc.stderr
     assert time.monotonic() - start < 30
+
+
+def test_build_from_pinned_http_url_fetches_once(tmp_path, testroot):
+    from tests.httpfault import FaultServer
+
+    srpm = make_srpm(copy_case("noarch", tmp_path) / "greeting.spec", tmp_path / "src")
+    digest = sha256_file(srpm)
+    env = {"REBUILD_CACHE_UNUSED": "1"}
+    with FaultServer(files={"/SRPMS/" + srpm.name: srpm.read_bytes()}) as server:
+        recipe = tmp_path / "greeting.yaml"
+        recipe.write_text(
+            f"name: greeting\nsource:\n  srpm: {srpm.name}\n  sha256: {digest}\n"
+            f"  urls: ['{server.url}/SRPMS/{srpm.name}']\ntarget: testroot\n"
+        )
+        cache = tmp_path / "cache"
+        # the image pin lives in the real cache; point only the SRPM cache elsewhere by copying the pin
+        import shutil
+
+        from rebuild.image import image_dir
+
+        shutil.copytree(image_dir(testroot).parent, cache / "images", ignore=shutil.ignore_patterns("*.tar", ".root-*"))
+        env = {"REBUILD_CACHE": str(cache)}
+        proc = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert len(server.settled()) == 1
+        manifest = json.loads((tmp_path / "out" / "greeting-2.1-3" / "manifest.json").read_text())
+        assert manifest["inputs"]["srpm"]["sha256"] == digest
+        assert manifest["inputs"]["srpm"]["path"].startswith(str(cache / "srpms" / "sha256" / digest))
+        unpinned = tmp_path / "unpinned.yaml"
+        unpinned.write_text(recipe.read_text().replace(f"  sha256: {digest}\n", ""))
+        proc = run_cli("build", str(unpinned), "--out", str(tmp_path / "out2"), env=env)
+        assert proc.returncode == 2 and "--lock" in proc.stderr
