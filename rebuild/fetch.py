@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -282,16 +283,47 @@ class Progress:
 # ---------------------------------------------------------------- downloading
 
 
+class _Hasher:
+    """sha256 in a second thread (hashlib releases the GIL), fed through a short queue:
+    the download hashes at the speed of the slower of the two, with at most 8 chunks in memory."""
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self._digest = hashlib.sha256()
+        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._digest.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def hexdigest(self) -> str:
+        self._queue.put(None)
+        self._thread.join()
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+
+
 class _Download:
     """One URL into one temporary file, hashing as it goes; resumes within this call."""
 
     def __init__(self, session, url: str, tmp: Path, options: FetchOptions, log: Log) -> None:
         self.session, self.url, self.tmp, self.options, self.log = session, url, tmp, options, log
-        self.hasher = hashlib.sha256()
+        self.hasher = _Hasher()
         self.size = 0
 
     def restart(self) -> None:
-        self.hasher = hashlib.sha256()
+        self.hasher.close()
+        self.hasher = _Hasher()
         self.size = 0
         with self.tmp.open("wb"):
             pass
@@ -511,6 +543,8 @@ def fetch_urls(
         if scheme and scheme not in ("http", "https", "file"):
             raise UsageError(f"{redact(url)}: only http, https and file URLs are fetched")
     failures: list[_Attempt] = []
+    # librpm (read after the download) loads while the body streams
+    threading.Thread(target=_load_librpm, daemon=True).start()
     with requests.Session() as session:
         session.headers["User-Agent"] = "rebuild-fetch"
         for url in urls:
@@ -522,8 +556,11 @@ def fetch_urls(
                     digest, size = _copy_local(local, tmp, options)
                 else:
                     download = _Download(session, url, tmp, options, log)
-                    download.run()
-                    digest, size = download.hasher.hexdigest(), download.size
+                    try:
+                        download.run()
+                        digest, size = download.hasher.hexdigest(), download.size
+                    finally:
+                        download.hasher.close()
                 verify_lead(tmp, redact(url))
                 if sha256 and digest != sha256:
                     raise _GiveUp(f"sha256 mismatch: expected {sha256}, got {digest}", verification=True)
@@ -541,6 +578,10 @@ def fetch_urls(
     if any(f.verification for f in failures):
         raise CheckFailed(f"{filename}: no URL gave a verified copy: {summary}")
     raise EnvironmentProblem(f"{filename}: could not download from any URL: {summary}")
+
+
+def _load_librpm() -> None:
+    import rpm  # noqa: F401
 
 
 def fetch_recipe(recipe: Recipe, *, sha256: str | None = None, lock: bool = False, mirrors=None,

@@ -1,0 +1,108 @@
+"""`rebuild fetch` of a 256 MiB SRPM from a loopback server vs curl; peak RSS; cached re-fetch.
+
+Targets: rate at least 0.8 of curl's; peak RSS under 100 MiB; a cached re-fetch under 0.5 s.
+
+    .venv/bin/python bench/fetch.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from common import REBUILD, median, workdir
+
+SIZE = 256 << 20
+
+
+def big_srpm(tmp: Path) -> Path:
+    """An uncompressed SRPM carrying 256 MiB of random data."""
+    src = tmp / "src"
+    src.mkdir()
+    (src / "blob.bin").write_bytes(os.urandom(SIZE))
+    spec = src / "bigsrc.spec"
+    spec.write_text("Name: bigsrc\nVersion: 1\nRelease: 1\nSummary: big\nLicense: MIT\nSource0: blob.bin\n"
+                    "%description\nbig\n%files\n")
+    subprocess.run(["rpmbuild", "-bs", "--quiet", "--define", f"_topdir {tmp / 'top'}", "--define", f"_sourcedir {src}",
+                    "--define", "_source_payload w0.ufdio", str(spec)], check=True, capture_output=True)
+    return next((tmp / "top" / "SRPMS").glob("*.src.rpm"))
+
+
+# A small wrapper process reports the child's peak RSS: measured from this (large) process, the
+# child's pages before exec would count too.
+_PEAK = (
+    "import resource, subprocess, sys, time\n"
+    "t = time.perf_counter()\n"
+    "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode\n"
+    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)\n"
+)
+
+
+def run_timed(argv: list[str], env: dict | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one child process."""
+    out = subprocess.run([sys.executable, "-c", _PEAK, *argv], capture_output=True, text=True, env=env, check=True)
+    seconds, peak, rc = out.stdout.split()
+    assert rc == "0", argv
+    return float(seconds), int(peak)
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    tmp = workdir()
+    try:
+        srpm = big_srpm(tmp)
+        with srpm.open("rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        # the server runs in its own process: a forked child's peak RSS would otherwise count this one's pages
+        server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fileserver.py")), str(srpm.parent)],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            url = f"{server.stdout.readline().strip()}/{srpm.name}"
+            ours, theirs, rss = [], [], []
+            for i in range(args.runs):
+                cache = tmp / f"cache{i}"
+                env = {**os.environ, "REBUILD_CACHE": str(cache)}
+                os.sync()  # the setup wrote 512 MiB: keep its writeback out of the timed runs
+                theirs.append(run_timed(["curl", "-sf", "-o", str(tmp / "curl.out"), url])[0])
+                os.sync()
+                t, peak = run_timed([*REBUILD, "-q", "fetch", url, "--sha256", digest], env)
+                ours.append(t)
+                rss.append(peak)
+                if i < args.runs - 1:
+                    shutil.rmtree(cache)
+                (tmp / "curl.out").unlink()
+            cached = [run_timed([*REBUILD, "-q", "fetch", url, "--sha256", digest], env)[0] for _ in range(3)]
+        finally:
+            server.kill()
+            server.wait()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("per run (s): rebuild", [round(x, 2) for x in ours], "curl", [round(x, 2) for x in theirs], file=sys.stderr)
+    mib = SIZE / (1 << 20)
+    row = {
+        "rebuild_mib_s": round(mib / median(ours), 1),
+        "curl_mib_s": round(mib / median(theirs), 1),
+        "ratio": round(median(theirs) / median(ours), 3),
+        "peak_rss_mib": round(max(rss) / 1024, 1),
+        "cached_s": round(median(cached), 3),
+    }
+    if args.json:
+        print(json.dumps(row))
+    else:
+        print(f"fetch 256 MiB over loopback: rebuild {row['rebuild_mib_s']} MiB/s, curl {row['curl_mib_s']} MiB/s, "
+              f"ratio {row['ratio']} (target >= 0.8)")
+        print(f"  rebuild peak RSS {row['peak_rss_mib']} MiB (target < 100); cached re-fetch {row['cached_s']} s (target < 0.5)")
+    return row
+
+
+if __name__ == "__main__":
+    main()
