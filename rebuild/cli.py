@@ -198,6 +198,44 @@ def fetch(ctx: Context, source: str, sha: str | None, dest: Path | None, lock: b
     click.echo(path)
 
 
+@cli.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--repo", required=True, type=click.Path(path_type=Path), help="The repository folder (made if absent).")
+@click.option("--sign-key", help="GnuPG key ID or user ID to sign the RPMs and SHA256SUMS with.")
+@click.option("--gpg-home", type=click.Path(path_type=Path), help="GnuPG home holding the key (default: gpg's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the repository's index as JSON.")
+@pass_ctx
+def publish(ctx: Context, results: tuple[Path, ...], repo: Path, sign_key: str | None, gpg_home: Path | None,
+            as_json: bool) -> None:
+    """Publish RESULT directories into a signed repository with createrepo_c metadata, atomically."""
+    import os
+
+    from rebuild.publish import publish as run_publish, step_summary
+
+    result = run_publish(list(results), repo, sign_key=sign_key, gpg_home=gpg_home, log=ctx.log)
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:
+        with open(summary_file, "a") as fh:
+            fh.write(step_summary(result))
+    if as_json:
+        click.echo(json.dumps(list(result.packages), indent=2))
+        return
+    ctx.log.info(f"{result.repo}: {len(result.added)} added, {result.kept} already there")
+    for entry in result.added:
+        click.echo(f"{entry['sha256']}  {result.repo / entry['file']}")
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["github", "gitlab", "json"]), default="json", show_default=True)
+@click.option("--target", "target_name", help="Build every recipe on this target.")
+def plan(recipes: tuple[Path, ...], fmt: str, target_name: str | None) -> None:
+    """Print the CI build matrix: one entry per recipe and target (all of specs/ when none is given)."""
+    from rebuild.plan import default_recipes, plan as make_plan, render
+
+    click.echo(render(make_plan(list(recipes) or default_recipes(), target_name), fmt))
+
+
 @cli.command("check-deps")
 @click.option("--manifest", "manifest_path", required=True, type=click.Path(path_type=Path),
               help="Floors manifest (YAML: floors: {name: \"[epoch:]version[-release]\"}).")
