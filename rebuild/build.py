@@ -266,6 +266,18 @@ def build(
             built_nvr = f"{srpms[0]['name']}-{srpms[0]['version']}-{srpms[0]['release']}"
             _check_built_release(manifest, srpms[0]["release"])
         manifest["outputs"] = outputs
+        if recipe.checks:
+            from rebuild.verify import failure, run_checks
+
+            with state.phase("checks"):
+                results = run_checks(recipe, target, engine, image_id, staging, log)
+            manifest["checks"] = [r.as_dict() for r in results]
+            problem = failure(results)
+            if problem is not None:
+                manifest["phases"] = state.phases
+                _write_text(staging / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+                problem.message += f"; the RPMs and logs are in {out_dir / (nvr + '.failed')}"
+                raise problem
         manifest["phases"] = state.phases
         manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         manifest["duration_seconds"] = round(time.monotonic() - started, 3)
@@ -299,10 +311,15 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _keep_failed_logs(staging: Path, dest: Path) -> None:
+    """Logs (and, when checks failed, the RPMs and manifest) of a failed build go to <nvr>.failed/."""
     keep = Path(tempfile.mkdtemp(prefix=".failed-", dir=dest.parent))
-    for name in ("build.log", "state.log", "spec.diff"):
+    for name in ("build.log", "state.log", "spec.diff", "manifest.json"):
         if (staging / name).exists():
             shutil.copyfile(staging / name, keep / name)
+    for folder in ("RPMS", "SRPMS"):
+        if (staging / folder).is_dir():
+            shutil.copytree(staging / folder, keep / folder)
+    keep.chmod(0o755)
     _place(keep, dest)
 
 

@@ -226,6 +226,23 @@ def publish(ctx: Context, results: tuple[Path, ...], repo: Path, sign_key: str |
 
 
 @cli.command()
+@click.argument("result_dir", type=click.Path(path_type=Path))
+@click.option("--recipe", "recipe_path", type=click.Path(path_type=Path), help="Default: the recipe in manifest.json.")
+@click.option("--target", "target_name", help="Default: the target the result was built on.")
+@pass_ctx
+def verify(ctx: Context, result_dir: Path, recipe_path: Path | None, target_name: str | None) -> None:
+    """Install RESULT_DIR's RPMs in a fresh container and run the recipe's checks; exit 1 if any fails."""
+    from rebuild.verify import failure, verify_result
+
+    results = verify_result(result_dir, ctx.engine(), ctx.log, recipe_path=recipe_path, target_name=target_name)
+    for r in results:
+        click.echo(f"{'ok    ' if r.passed else 'FAILED'}  {r.name}")
+    problem = failure(results)
+    if problem is not None:
+        raise problem
+
+
+@cli.command()
 @click.argument("recipes", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["github", "gitlab", "json"]), default="json", show_default=True)
 @click.option("--target", "target_name", help="Build every recipe on this target.")

@@ -192,7 +192,6 @@ class DockerEngine:
                 hostname=hostname,
                 labels={LABEL: "1", f"{LABEL}.pid": str(os.getpid())},
                 host_config=host_config,
-                network_disabled=True,
             )
             with self._lock:
                 self._live.add((created["Id"], name))
@@ -218,7 +217,7 @@ class DockerEngine:
         created = None
         try:
             created = api.create_container(
-                image, command=argv, name=name, user=user or "", network_disabled=True,
+                image, command=argv, name=name, user=user or "",
                 labels={LABEL: "1", f"{LABEL}.pid": str(os.getpid())},
                 host_config=api.create_host_config(network_mode="none"),
             )
