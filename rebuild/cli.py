@@ -302,6 +302,19 @@ def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name
         sys.exit(1)
 
 
+@cli.command("audit-mc")
+@click.argument("mc_file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def audit_mc(mc_file: Path, as_json: bool) -> None:
+    """Audit a sendmail.mc for open-relay and STARTTLS/AUTH mistakes; exit 1 on errors."""
+    from rebuild.mcaudit import ERROR, audit_file, findings_json, format_findings
+
+    findings = audit_file(mc_file)
+    click.echo(findings_json(findings) if as_json else format_findings(findings, str(mc_file)))
+    if any(f.severity == ERROR for f in findings):
+        sys.exit(1)
+
+
 @cli.command()
 @click.argument("a")
 @click.argument("b")
