@@ -329,9 +329,63 @@ def _check_built_release(manifest: dict, built_release: str) -> None:
         raise BuildFailed(f"rpmbuild built release {built_release}, but the edited spec says {expected}")
 
 
+def _is_32bit(target: Target) -> bool:
+    return target.personality == "linux32" or target.arch in ("i386", "i486", "i586", "i686")
+
+
+def preflight(target: Target, box: Container, work: Path, user: str) -> None:
+    """Clear errors, before anything is built, for what old 32-bit targets need from this machine."""
+    probe = work / ".inode-probe"
+    probe.write_bytes(b"")
+    for path in (work, probe):
+        if _inode(path) > 0xFFFFFFFF:
+            raise BuildFailed(
+                f"{path.parent if path == probe else path}: inode numbers here exceed 2^32, and 32-bit tools built"
+                " without large-file support (RH 7.3's) fail with EOVERFLOW on them; use --out on a filesystem with"
+                " 32-bit inodes (ext4; XFS mounted with inode32; tmpfs without inode64)"
+            )
+    probe.unlink()
+    out: list[bytes] = []
+    code = box.run(target.wrap(["uname", "-m"]), user=user, output=out.append)
+    machine = b"".join(out).decode(errors="replace").strip()
+    if code != 0 or (target.personality == "linux32" and machine not in ("i386", "i486", "i586", "i686")):
+        raise BuildFailed(
+            f"the {target.personality or 'default'} personality does not work here (uname -m says {machine!r},"
+            f" exit {code}): the kernel lacks 32-bit support (CONFIG_IA32_EMULATION, or ia32_emulation=0 on the"
+            " kernel command line) or the seccomp profile forbids personality(); build on a host that allows both"
+        )
+    out.clear()
+    code = box.run(target.wrap(["rpm", "-qa", "--qf", "%{NAME}\\n"]), user=user, output=out.append)
+    text = b"".join(out).decode(errors="replace")
+    if code != 0:
+        if code == 127 or "executable file not found" in text:
+            raise BuildFailed(f"the {target.name} image has no rpm: add rpm (and rpm-build) to its package list")
+        if "exec format error" in text.lower() or code == 126:
+            raise BuildFailed("the image's 32-bit rpm cannot run: the kernel lacks IA32 emulation; enable it or use"
+                              " another build host")
+        raise BuildFailed(
+            f"the image's rpm cannot read its own rpmdb (rpm -qa exit {code}: {text.strip()[:200]});"
+            f" remake the image with `rebuild image {target.name} --force ...` so its own rpm writes the rpmdb"
+        )
+
+
+def _inode(path: Path) -> int:
+    return path.stat().st_ino
+
+
+def _build_command(target: Target, box: Container, user: str) -> str:
+    if target.build_command != "auto":
+        return target.build_command
+    code = box.run(["sh", "-c", "command -v rpmbuild"], user=user, output=lambda _chunk: None)
+    return "rpmbuild" if code == 0 else "rpm"
+
+
 def _in_container(recipe, target, box: Container, work, staging, state, log, sink, manifest, info, user, env,
                   *, skip_deps_check: bool, build_log: Path) -> None:
     topdir = ["--define", f"_topdir {TOPDIR}"]
+    if _is_32bit(target):
+        with state.phase("preflight"), log.step("preflight for a 32-bit target"):
+            preflight(target, box, work, user)
     with state.phase("install-srpm"), log.step(f"install {info.nvr}.src.rpm"):
         code = box.run(["rpm", "-i", *topdir, f"{SRPM_DIR}/{recipe.source.srpm}"], user=user, env=env, output=sink)
         if code != 0:
@@ -347,13 +401,15 @@ def _in_container(recipe, target, box: Container, work, staging, state, log, sin
     with state.phase("floors"):
         _check_floors(recipe, target, box, manifest, log, skip=skip_deps_check)
     nodeps = ["--nodeps"] if target.nodeps else []
-    argv = target.wrap([target.build_command, "-ba", *nodeps, *topdir, f"{TOPDIR}/SPECS/{spec_path.name}"])
-    with state.phase("rpmbuild"), log.step(f"{target.build_command} -ba {spec_path.name}"):
+    command = _build_command(target, box, user)
+    manifest["target"]["build_command_used"] = command
+    argv = target.wrap([command, "-ba", *nodeps, *topdir, f"{TOPDIR}/SPECS/{spec_path.name}"])
+    with state.phase("rpmbuild"), log.step(f"{command} -ba {spec_path.name}"):
         code = box.run(argv, user=user, workdir=TOPDIR, env=env, output=sink)
         if code != 0:
             failed = build_log.parent.parent / f"{info.nvr}.failed" / "build.log"
             raise BuildFailed(
-                f"{target.build_command} -ba {spec_path.name} failed (exit {code}); full log: {failed}",
+                f"{command} -ba {spec_path.name} failed (exit {code}); full log: {failed}",
                 detail=_tail(build_log),
             )
 

@@ -45,13 +45,15 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
 @cli.command()
 @click.argument("target")
 @click.option("--force", is_flag=True, help="Make the root again even when a cached one matches.")
+@click.option("--mirror", help="rpmtree targets: the release's RPM tree (URL or folder; RedHat/RPMS layout or flat).")
+@click.option("--updates", help="rpmtree targets: the updates tree, preferred where newer.")
 @pass_ctx
-def image(ctx: Context, target: str, force: bool) -> None:
+def image(ctx: Context, target: str, force: bool, mirror: str | None, updates: str | None) -> None:
     """Make the image of TARGET (cached; later calls reuse it) and pin its ID."""
     from rebuild.image import make_image
     from rebuild.targets import load_target
 
-    pin = make_image(load_target(target), ctx.engine(), ctx.log, force=force)
+    pin = make_image(load_target(target), ctx.engine(), ctx.log, force=force, mirror=mirror, updates=updates)
     click.echo(f"{pin.tag} {pin.image_id}")
 
 

@@ -92,6 +92,11 @@ class DockerContainer:
             raise BuildFailed(f"container {self.name}: cannot run {argv[0]}: {exc.explanation or exc}") from None
         return 0 if code is None else int(code)
 
+    def commit(self, tag: str) -> str:
+        """Save the container's filesystem as image *tag*; return the image ID."""
+        repository, _, version = tag.rpartition(":")
+        return self._api.commit(self.id, repository=repository or tag, tag=version or "latest")["Id"]
+
 
 class DockerEngine:
     """The real engine, reached the way the docker CLI would (DOCKER_HOST or the local socket)."""

@@ -466,8 +466,8 @@ def _copy_local(path: Path, tmp: Path, options: FetchOptions) -> tuple[str, int]
 # ---------------------------------------------------------------- verification
 
 
-def verify_lead(path: Path, where: str) -> None:
-    """The file starts like a source RPM: lead magic ED AB EE DB and lead type 1 (source)."""
+def verify_lead(path: Path, where: str, source: bool = True) -> None:
+    """The file starts like an RPM (lead magic ED AB EE DB) of the right type (1 source, 0 binary)."""
     from rebuild.rpmfile import LEAD_MAGIC
 
     with path.open("rb") as fh:
@@ -475,15 +475,26 @@ def verify_lead(path: Path, where: str) -> None:
     if not lead.startswith(LEAD_MAGIC):
         hint = " (looks like an HTML page)" if lead.lstrip().lower().startswith((b"<!do", b"<htm", b"<hea")) else ""
         raise _GiveUp(f"{where}: not an RPM file{hint}", verification=True)
-    if len(lead) < 8 or int.from_bytes(lead[6:8], "big") != 1:
+    kind = int.from_bytes(lead[6:8], "big") if len(lead) >= 8 else -1
+    if source and kind != 1:
         raise _GiveUp(f"{where}: a binary RPM, not a source RPM", verification=True)
+    if not source and kind != 0:
+        raise _GiveUp(f"{where}: a source RPM, not a binary RPM", verification=True)
 
 
-def verify_rpm(path: Path, expected_nvr: str | None, where: str) -> None:
-    """A source RPM whose header (read with librpm, after the digest matched) names *expected_nvr*."""
+def verify_digests(path: Path, where: str) -> None:
+    """The package's own header and payload digests (MD5/SHA1 in 2003-era RPMs), with rpmkeys."""
+    proc = subprocess.run(["rpmkeys", "--checksig", "--nosignature", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0 or "digests OK" not in proc.stdout:
+        raise _GiveUp(f"{where}: its own digests do not verify: {' '.join((proc.stdout + proc.stderr).split())[:200]}",
+                      verification=True)
+
+
+def verify_rpm(path: Path, expected_nvr: str | None, where: str, source: bool = True) -> None:
+    """An RPM whose header (read with librpm, after the digest matched) names *expected_nvr*."""
     from rebuild.rpmfile import read_info
 
-    verify_lead(path, where)
+    verify_lead(path, where, source)
     try:
         info = read_info(path)
     except UsageError as exc:
@@ -520,6 +531,7 @@ def fetch_urls(
     expected_nvr: str | None = None,
     gpg_keys: tuple[Path, ...] = (),
     allow_unpinned: bool = False,
+    source: bool = True,
     options: FetchOptions = FetchOptions(),
     cache: Cache | None = None,
     log: Log | None = None,
@@ -561,10 +573,12 @@ def fetch_urls(
                         digest, size = download.hasher.hexdigest(), download.size
                     finally:
                         download.hasher.close()
-                verify_lead(tmp, redact(url))
+                verify_lead(tmp, redact(url), source)
                 if sha256 and digest != sha256:
                     raise _GiveUp(f"sha256 mismatch: expected {sha256}, got {digest}", verification=True)
-                verify_rpm(tmp, expected_nvr, redact(url))
+                verify_rpm(tmp, expected_nvr, redact(url), source)
+                if not source:
+                    verify_digests(tmp, redact(url))
                 if gpg_keys:
                     verify_signature(tmp, gpg_keys, redact(url))
                 final = cache.put(tmp, digest, filename)

@@ -46,7 +46,7 @@ def read_pin(target: Target) -> Pin | None:
         return None
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
+def write_json_atomic(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -71,12 +71,20 @@ def check_image(target: Target, engine: Engine) -> str:
     return current
 
 
-def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False) -> Pin:
-    """Make (or reuse) the rootfs tarball, import it when needed, and write the pin."""
-    if target.image.method != "debootstrap":
-        raise UsageError(
-            f"target {target.name}: image method {target.image.method!r} needs its own options; see README"
-        )
+def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False, mirror: str | None = None,
+               updates: str | None = None) -> Pin:
+    """Make (or reuse) the target's image and write the pin."""
+    if target.image.method == "rpmtree":
+        if not mirror:
+            raise UsageError(
+                f"target {target.name} is made from an RPM tree: give --mirror URL_OR_DIR (its RedHat/RPMS tree,"
+                " the archive or a local copy) and optionally --updates URL_OR_DIR"
+            )
+        from rebuild.treeimage import make_tree_image
+
+        return make_tree_image(target, engine, log, mirror=mirror, updates=updates, force=force)
+    if mirror or updates:
+        raise UsageError(f"target {target.name} is made with debootstrap; --mirror/--updates do not apply")
     folder = image_dir(target)
     tarball = folder / "rootfs.tar"
     stamp = folder / "rootfs.json"
@@ -85,7 +93,7 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False)
     if force or not cached:
         with log.step(f"debootstrap {target.image.suite} for {target.name}"):
             _debootstrap(target, tarball, log)
-        _write_json_atomic(stamp, {"definition_sha256": target.image_key})
+        write_json_atomic(stamp, {"definition_sha256": target.image_key})
         pin = None
     else:
         log.info(f"reusing cached root {tarball}")
@@ -105,7 +113,7 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False)
             },
         )
     pin = Pin(target.name, target.image.tag, image_id, target.image_key, rootfs_sha)
-    _write_json_atomic(folder / "pin.json", pin.__dict__)
+    write_json_atomic(folder / "pin.json", pin.__dict__)
     log.info(f"image {target.image.tag} is {image_id[:19]} (pinned in {folder / 'pin.json'})")
     return pin
 
@@ -119,7 +127,7 @@ def _read_stamp(path: Path) -> str | None:
 
 
 
-def _run(argv: list[str], log: Log, what: str) -> None:
+def run_host(argv: list[str], log: Log, what: str) -> None:
     log.command(argv)
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     if proc.returncode != 0:
@@ -140,10 +148,10 @@ def _debootstrap(target: Target, tarball: Path, log: Log) -> None:
         if target.image.include:
             argv.append("--include=" + ",".join(target.image.include))
         argv += [target.image.suite, str(root), target.image.mirror]
-        _run(argv, log, f"debootstrap of {target.image.suite} from {target.image.mirror}")
+        run_host(argv, log, f"debootstrap of {target.image.suite} from {target.image.mirror}")
         uid = str(target.uid)
-        _run(["chroot", str(root), "groupadd", "-g", uid, target.user], log, "adding the build group")
-        _run(
+        run_host(["chroot", str(root), "groupadd", "-g", uid, target.user], log, "adding the build group")
+        run_host(
             ["chroot", str(root), "useradd", "-m", "-u", uid, "-g", uid, "-s", "/bin/sh", target.user],
             log,
             "adding the build user",
@@ -153,7 +161,7 @@ def _debootstrap(target: Target, tarball: Path, log: Log) -> None:
                 if item.is_file():
                     item.unlink()
         tmp_tar = tarball.with_name(f".{tarball.name}.{os.getpid()}.tmp")
-        _run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(tmp_tar), "."], log, "packing the root")
+        run_host(["tar", "--numeric-owner", "-C", str(root), "-cf", str(tmp_tar), "."], log, "packing the root")
         os.replace(tmp_tar, tarball)
     finally:
         shutil.rmtree(work, ignore_errors=True)

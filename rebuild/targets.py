@@ -13,7 +13,7 @@ from rebuild.paths import project_root
 
 _METHODS = ("debootstrap", "rpmtree")
 _PERSONALITIES = ("linux32", "linux64")
-_BUILD_COMMANDS = ("rpmbuild", "rpm")
+_BUILD_COMMANDS = ("rpmbuild", "rpm", "auto")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class Target:
             "image": {k: str(v) if isinstance(v, Path) else v for k, v in self.image.__dict__.items()},
             "user": self.user,
             "uid": self.uid,
+            "personality": self.personality,
+            "packages": hashlib.sha256(self.image.packages.read_bytes()).hexdigest()
+            if self.image.packages and self.image.packages.is_file() else None,
         }
         return hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()
 
@@ -103,7 +106,7 @@ def load_target(name: str) -> Target:
         )
     build_command = expect_str(data["build_command"], path, "build_command", data.line_of("build_command"))
     if build_command not in _BUILD_COMMANDS:
-        raise ConfigError(f"{path}:{data.line_of('build_command')}: build_command must be rpmbuild or rpm")
+        raise ConfigError(f"{path}:{data.line_of('build_command')}: build_command must be rpmbuild, rpm or auto")
     uid_text = str(data.get("uid", "1000"))
     if not uid_text.isdigit() or int(uid_text) == 0:
         raise ConfigError(f"{path}:{data.line_of('uid')}: uid must be a positive number (builds never run as root)")

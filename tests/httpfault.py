@@ -109,6 +109,12 @@ class FaultServer:
         queue = self.faults.get(path, [])
         fault = queue.pop(0) if queue else ""
         body = self.files.get(path)
+        if body is None and path.endswith("/") and not fault:
+            children = sorted({p[len(path):].split("/")[0] + ("/" if "/" in p[len(path):] else "")
+                               for p in self.files if p.startswith(path)})
+            if children:
+                links = "".join(f'<a href="{c}">{c}</a>\n' for c in children)
+                return self._send(h, 200, f"<html><body>\n{links}</body></html>\n".encode(), {"Content-Type": "text/html"})
         if fault == "404" or (body is None and not fault.startswith("redirect")):
             return self._send(h, 404, b"not found\n")
         if fault == "500":

@@ -1,0 +1,178 @@
+"""Images made from an RPM tree (the ``rpmtree`` method): RH 7.3's own packages, or any tree.
+
+1. resolve the package list (``containers/<target>/packages.txt``) against the tree and
+   its updates; 2. download each package through the verified cache (its own digests
+   checked; sha256 recorded at first download and required afterwards); 3. unpack the
+   payloads safely into a root, add the build user and, for 32-bit targets without one,
+   a static ``linux32`` helper; 4. ``docker import`` it; 5. register the packages in an
+   rpmdb written by the image's OWN rpm (``--justdb``), so rpm 4.0.4 can read it; 6. pin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from rebuild.engine import Engine, Mount
+from rebuild.errors import EnvironmentProblem, UsageError
+from rebuild.fetch import Cache, fetch_urls, redact
+from rebuild.image import Pin, image_dir, read_pin, run_host, write_json_atomic
+from rebuild.log import Log
+from rebuild.rpmfile import sha256_file
+from rebuild.rpmtree import list_tree, read_package_list, resolve, unpack
+from rebuild.targets import Target
+
+HELPER_PATH = "usr/bin/linux32"
+# A personality wrapper for roots that have no setarch/linux32 (RH 7.3 has neither):
+# static, so it runs whatever the root's libc is.
+_LINUX32_C = r"""
+#include <stdio.h>
+#include <sys/personality.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 2) { fprintf(stderr, "usage: linux32 COMMAND [ARG...]\n"); return 2; }
+    if (personality(PER_LINUX32) == -1) { perror("linux32: personality(PER_LINUX32)"); return 126; }
+    execvp(argv[1], argv + 1);
+    perror(argv[1]);
+    return 127;
+}
+"""
+
+
+def _helper(dest: Path, log: Log) -> None:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise EnvironmentProblem("a C compiler is needed once to make the static linux32 helper: apt-get install gcc")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "linux32.c"
+        source.write_text(_LINUX32_C)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        run_host([cc, "-static", "-Os", "-o", str(dest), str(source)], log, "compiling the linux32 helper")
+
+
+def _add_user(root: Path, target: Target) -> None:
+    etc = root / "etc"
+    etc.mkdir(exist_ok=True)
+    passwd, group = etc / "passwd", etc / "group"
+    users = passwd.read_text() if passwd.exists() else "root:x:0:0:root:/root:/bin/sh\n"
+    if not any(line.split(":")[0] == target.user for line in users.splitlines()):
+        users += f"{target.user}:x:{target.uid}:{target.uid}::/home/{target.user}:/bin/sh\n"
+    passwd.write_text(users)
+    groups = group.read_text() if group.exists() else "root:x:0:\n"
+    if not any(line.split(":")[0] == target.user for line in groups.splitlines()):
+        groups += f"{target.user}:x:{target.uid}:\n"
+    group.write_text(groups)
+    home = root / "home" / target.user
+    home.mkdir(parents=True, exist_ok=True)
+    os.chown(home, target.uid, target.uid)
+    for tmp in ("tmp", "var/tmp"):
+        (root / tmp).mkdir(parents=True, exist_ok=True)
+        os.chmod(root / tmp, 0o1777)
+
+
+def _has_rpm(root: Path) -> str | None:
+    for candidate in ("bin/rpm", "usr/bin/rpm"):
+        if (root / candidate).exists() or (root / candidate).is_symlink():
+            return "/" + candidate
+    return None
+
+
+def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str, updates: str | None,
+                    force: bool = False) -> Pin:
+    if os.geteuid() != 0:
+        raise EnvironmentProblem(f"making the {target.name} root needs root (file ownership): run it with sudo")
+    if target.image.packages is None or not target.image.packages.is_file():
+        raise UsageError(f"target {target.name}: image.packages must name the package list file")
+    wanted = read_package_list(target.image.packages)
+    with log.step(f"resolve {len(wanted)} packages from {redact(mirror)}" + (f" and {redact(updates)}" if updates else "")):
+        trees = [list_tree(mirror, "os")] + ([list_tree(updates, "updates")] if updates else [])
+        chosen = resolve(wanted, trees, target.arch)
+        for pkg in chosen:
+            if pkg.origin == "updates":
+                log.info(f"    {pkg.filename} (updates)")
+    listing = "\n".join(p.filename for p in chosen) + "\n"
+    list_digest = hashlib.sha256((target.image_key + listing).encode()).hexdigest()
+    folder = image_dir(target)
+    pin = read_pin(target)
+    if not force and pin and pin.rootfs_sha256 == list_digest and engine.image_id(target.image.tag) == pin.image_id:
+        log.info(f"image {target.image.tag} is up to date ({pin.image_id[:19]})")
+        return pin
+    pins_file = folder / "packages.json"
+    known = json.loads(pins_file.read_text()) if pins_file.exists() else {}
+    cache = Cache()
+    paths: list[Path] = []
+    with log.step(f"fetch {len(chosen)} packages"):
+        for pkg in chosen:
+            fetched = fetch_urls([pkg.url], filename=pkg.filename, sha256=pkg.sha256 or known.get(pkg.filename),
+                                 allow_unpinned=True, source=False, cache=cache, log=log)
+            known[pkg.filename] = fetched.sha256
+            paths.append(fetched.path)
+    write_json_atomic(pins_file, known)
+    folder.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".root-", dir=folder))
+    try:
+        root = work / "root"
+        root.mkdir()
+        with log.step(f"unpack {len(paths)} payloads"):
+            for path in paths:
+                unpack(path, root)
+        _add_user(root, target)
+        if target.personality == "linux32" and not any(
+            (root / p).exists() for p in ("usr/bin/linux32", "bin/linux32", "usr/bin/setarch")
+        ):
+            _helper(root / HELPER_PATH, log)
+        tarball = work / "rootfs.tar"
+        run_host(["tar", "--numeric-owner", "-C", str(root), "-cf", str(tarball), "."], log, "packing the root")
+        labels = {
+            "org.rebuild.target": target.name,
+            "org.rebuild.mirror": redact(mirror),
+            "org.rebuild.updates": redact(updates or ""),
+            "org.rebuild.packages": hashlib.sha256(listing.encode()).hexdigest(),
+        }
+        with log.step(f"import {target.image.tag}"):
+            image_id = engine.import_rootfs(tarball, target.image.tag, labels)
+        rpm_binary = _has_rpm(root)
+        if rpm_binary:
+            image_id = _register(target, engine, image_id, paths, chosen, work, log)
+        else:
+            log.warn(f"{target.name}: the package set has no rpm; the image has no rpmdb")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    pin = Pin(target.name, target.image.tag, image_id, target.image_key, list_digest)
+    write_json_atomic(folder / "pin.json", pin.__dict__)
+    log.info(f"image {target.image.tag} is {image_id[:19]} (pinned in {folder / 'pin.json'})")
+    return pin
+
+
+def _register(target: Target, engine: Engine, image_id: str, paths: list[Path], chosen, work: Path, log: Log) -> str:
+    """Write the rpmdb with the image's own rpm (--justdb), check rpm -qa, and commit the image."""
+    pkgs = work / "pkgs"
+    pkgs.mkdir()
+    for path in paths:
+        os.link(path, pkgs / path.name) if path.stat().st_dev == pkgs.stat().st_dev else shutil.copyfile(path, pkgs / path.name)
+    names = sorted(p.name for p in pkgs.iterdir())
+    with log.step("register the packages in the image's own rpmdb"):
+        with engine.container(image_id, mounts=[Mount(pkgs, "/pkgs", read_only=True)]) as box:
+            out: list[bytes] = []
+            for argv in (["rpm", "--initdb"],
+                         ["rpm", "-i", "--justdb", "--nodeps", "--noscripts", "--notriggers", "--ignorearch",
+                          *[f"/pkgs/{n}" for n in names]]):
+                code = box.run(target.wrap(argv), user="0:0", output=out.append)
+                if code != 0:
+                    raise EnvironmentProblem(
+                        f"{argv[0]} {argv[1]} failed in the new image (exit {code}): "
+                        + b"".join(out).decode(errors="replace").strip()[-300:]
+                    )
+            out.clear()
+            code = box.run(target.wrap(["rpm", "-qa", "--qf", "%{NAME}\\n"]), user="0:0", output=out.append)
+            listed = sorted(b"".join(out).decode(errors="replace").split())
+            if code != 0 or listed != sorted(p.name for p in chosen):
+                raise EnvironmentProblem(
+                    f"the image's rpm cannot read back its rpmdb (rpm -qa exit {code}, {len(listed)} of {len(chosen)} packages)"
+                )
+            return box.commit(target.image.tag)

@@ -1,0 +1,149 @@
+"""rebuild image from an RPM tree (the rh73 mechanism) on a tree the test builds, served from loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rebuild.rpmtree import UnsafePayload, list_tree, resolve, unpack
+from tests.conftest import ROOT, run_cli
+from tests.httpfault import FaultServer
+from tests.rpmtree_data import build_rpm, make_tree, simple_spec
+
+pytestmark = pytest.mark.docker
+
+TARGET = """\
+image:
+  tag: rebuild-test/t73:1
+  method: rpmtree
+  packages: packages.txt
+arch: i686
+personality: linux32
+build_command: auto
+user: builder
+uid: 500
+"""
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    base = tmp_path_factory.mktemp("tree")
+    rpms = make_tree(base)
+    files = {}
+    for path in (base / "tree").rglob("*.rpm"):
+        files["/" + str(path.relative_to(base / "tree"))] = path.read_bytes()
+    up = base / "tree" / "updates"
+    sums = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n" for p in up.glob("*.rpm"))
+    files["/updates/SHA256SUMS"] = sums.encode()
+    with FaultServer(files=files) as server:
+        yield base, rpms, server
+
+
+@pytest.fixture
+def home(tmp_path):
+    folder = tmp_path / "home" / "containers" / "t73"
+    folder.mkdir(parents=True)
+    (folder / "target.yaml").write_text(TARGET)
+    (folder / "packages.txt").write_text("# test set\nbusybox\ntool\nlibthing\n")
+    return tmp_path / "home"
+
+
+def test_resolve_prefers_newer_wherever_it_is(tree):
+    base, _, server = tree
+    trees = [list_tree(server.url + "/os/", "os"), list_tree(server.url + "/updates/", "updates")]
+    chosen = {p.name: (p.version, p.release, p.origin) for p in resolve(["busybox", "tool", "libthing"], trees, "i686")}
+    assert chosen == {"busybox": ("1.35.0", "1", "os"), "tool": ("1.0", "2", "updates"), "libthing": ("2.0", "1", "os")}
+    assert all(p.sha256 for p in trees[1]), "the updates tree's SHA256SUMS is read"
+    local = list_tree(str(base / "tree" / "os"), "os")
+    assert {p.name for p in local} == {"busybox", "tool", "libthing", "extra"}
+
+
+def test_image_from_tree_runs_i686_shell(tree, home):
+    _, _, server = tree
+    env = {"REBUILD_HOME": str(home)}
+    proc = run_cli("image", "t73", "--mirror", server.url + "/os", "--updates", server.url + "/updates/", env=env)
+    assert proc.returncode == 0, proc.stderr
+    image = proc.stdout.split()[1]
+
+    def run(*argv):
+        return subprocess.run(["docker", "run", "--rm", "--network", "none", image, *argv],
+                              capture_output=True, text=True)
+
+    assert run("linux32", "sh", "-c", "uname -m").stdout.strip() == "i686"
+    assert run("sh", "-c", "cat /usr/share/tool/version").stdout == "1.0-2 updates"
+    assert run("sh", "-c", "cat /usr/share/libthing/v").stdout == "2.0 os"
+    assert run("sh", "-c", "test -e /usr/share/extra && echo yes || echo no").stdout.strip() == "no"
+    assert "builder:x:500:500:" in run("cat", "/etc/passwd").stdout
+    labels = subprocess.run(["docker", "inspect", "-f", "{{json .Config.Labels}}", image], capture_output=True, text=True).stdout
+    assert server.url in labels and "org.rebuild.packages" in labels
+    again = run_cli("image", "t73", "--mirror", server.url + "/os", "--updates", server.url + "/updates/", env=env)
+    assert again.returncode == 0 and "up to date" in again.stderr
+
+
+def test_image_needs_a_mirror(home):
+    proc = run_cli("image", "t73", env={"REBUILD_HOME": str(home)})
+    assert proc.returncode == 2 and "--mirror" in proc.stderr
+
+
+def test_missing_package_is_named(tree, home):
+    _, _, server = tree
+    (home / "containers" / "t73" / "packages.txt").write_text("busybox\nopenssl-devel\n")
+    proc = run_cli("image", "t73", "--mirror", server.url + "/os", env={"REBUILD_HOME": str(home)})
+    assert proc.returncode == 2 and "openssl-devel" in proc.stderr
+
+
+def test_unsafe_payloads_are_refused(tmp_path):
+    link = build_rpm("""\
+        Name: evil-link
+        Version: 1
+        Release: 1
+        Summary: x
+        License: MIT
+        BuildArch: noarch
+        %description
+        x
+        %install
+        mkdir -p %{buildroot}
+        ln -s /tmp/outside %{buildroot}/evil
+        %files
+        /evil
+        """, tmp_path / "a")
+    through = build_rpm(simple_spec("evil-write", "1", "1", "noarch", {"/evil/passwd": "owned"}), tmp_path / "b")
+    root = tmp_path / "root"
+    root.mkdir()
+    unpack(link, root)
+    with pytest.raises(UnsafePayload, match="written through the symlink /evil"):
+        unpack(through, root)
+    assert not Path("/tmp/outside/passwd").exists()
+    device = build_rpm("""\
+        Name: evil-dev
+        Version: 1
+        Release: 1
+        Summary: x
+        License: MIT
+        BuildArch: noarch
+        %description
+        x
+        %install
+        mkdir -p %{buildroot}/dev
+        %files
+        %dev(c, 1, 3) /dev/mynull
+        """, tmp_path / "c")
+    with pytest.raises(UnsafePayload, match="device file /dev/mynull refused"):
+        unpack(device, root)
+    # a header whose directory names climb out of the root (same length, so the header still parses)
+    dots = build_rpm(simple_spec("evil-dots", "1", "1", "noarch", {"/opt/xx/yy/f": "x"}), tmp_path / "d")
+    data = dots.read_bytes()
+    assert data.count(b"/opt/xx/yy/") == 1
+    patched = tmp_path / "dots.rpm"
+    patched.write_bytes(data.replace(b"/opt/xx/yy/", b"/opt/../../"))
+    with pytest.raises(UnsafePayload, match="tampered header"):
+        unpack(patched, tmp_path / "root2")
+    with pytest.raises(UnsafePayload, match=r"unsafe path '/opt/\.\./\.\./f'"):
+        unpack(patched, tmp_path / "root2", check_digests=False)
+    assert not (tmp_path / "root2").exists() or not any((tmp_path / "root2").rglob("*"))

@@ -1,0 +1,25 @@
+"""One hand-written fake of the container interface, for unit tests of the logic around it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FakeContainer:
+    """Answers each command by its first words: ``answers[("uname", "-m")] = (0, b"i686\\n")``."""
+
+    answers: dict[tuple[str, ...], tuple[int, bytes]] = field(default_factory=dict)
+    name: str = "fake"
+    ran: list[list[str]] = field(default_factory=list)
+
+    def run(self, argv, *, user=None, workdir=None, env=None, output=None) -> int:
+        self.ran.append(list(argv))
+        for length in range(len(argv), 0, -1):
+            key = tuple(argv[:length])
+            if key in self.answers:
+                code, data = self.answers[key]
+                if output:
+                    output(data)
+                return code
+        return 127
