@@ -17,9 +17,9 @@ def target():
     return dataclasses.replace(load_target("testroot"), personality="linux32", arch="i686", name="old")
 
 
-def box(**answers):
+def box(answers=None):
     return FakeContainer({("linux32", "uname", "-m"): (0, b"i686\n"), ("linux32", "rpm", "-qa"): (0, b"glibc\n"),
-                          **answers})
+                          **(answers or {})})
 
 
 def test_all_good(tmp_path, target):
@@ -31,23 +31,23 @@ def test_all_good(tmp_path, target):
 
 def test_personality_not_working(tmp_path, target):
     with pytest.raises(BuildFailed, match="kernel lacks 32-bit support"):
-        build.preflight(target, box(**{("linux32", "uname", "-m"): (0, b"x86_64\n")}), tmp_path, "u")
+        build.preflight(target, box({("linux32", "uname", "-m"): (0, b"x86_64\n")}), tmp_path, "u")
 
 
 def test_no_ia32_emulation(tmp_path, target):
     with pytest.raises(BuildFailed, match="lacks IA32 emulation"):
-        build.preflight(target, box(**{("linux32", "rpm", "-qa"): (126, b"exec format error\n")}), tmp_path, "u")
+        build.preflight(target, box({("linux32", "rpm", "-qa"): (126, b"exec format error\n")}), tmp_path, "u")
 
 
 def test_rpmdb_unreadable(tmp_path, target):
-    fake = box(**{("linux32", "rpm", "-qa"): (1, b"error: cannot open Packages index using db3\n")})
+    fake = box({("linux32", "rpm", "-qa"): (1, b"error: cannot open Packages index using db3\n")})
     with pytest.raises(BuildFailed, match="cannot read its own rpmdb.*rebuild image old --force"):
         build.preflight(target, fake, tmp_path, "u")
 
 
 def test_no_rpm(tmp_path, target):
     with pytest.raises(BuildFailed, match="has no rpm"):
-        build.preflight(target, box(**{("linux32", "rpm", "-qa"): (127, b"")}), tmp_path, "u")
+        build.preflight(target, box({("linux32", "rpm", "-qa"): (127, b"")}), tmp_path, "u")
 
 
 def test_inodes_above_2_32(tmp_path, target, monkeypatch):
