@@ -46,7 +46,7 @@ test: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-unit: venv
-	$(VENV)/bin/python -m pytest -m "not docker" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m "not docker and not mta" $(PYTEST_ARGS)
 
 bench: image
 	$(VENV)/bin/python bench/run_all.py

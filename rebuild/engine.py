@@ -173,7 +173,9 @@ class DockerEngine:
         return image
 
     @contextmanager
-    def container(self, image: str, *, mounts: list[Mount], hostname: str | None = None) -> Iterator[DockerContainer]:
+    def _started(self, image: str, command: list[str], *, error: type, hostname: str | None = None,
+                 user: str = "", mounts: list[Mount] = ()) -> Iterator[tuple[str, str]]:
+        """Create and start a container with no network; remove it on exit, whatever happens."""
         import docker.errors
         import docker.types
 
@@ -182,65 +184,43 @@ class DockerEngine:
         host_config = api.create_host_config(
             network_mode="none",
             extra_hosts={hostname: "127.0.0.1"} if hostname else None,
-            mounts=[
-                docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only) for m in mounts
-            ],
+            mounts=[docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only) for m in mounts],
         )
-        self._log.command(["docker", "create", "--network", "none", "--name", name, image], "engine")
         created = None
         try:
             created = api.create_container(
-                image,
-                # A long sleep keeps the container up between steps; rm -f kills it.
-                command=["sleep", "2147483647"],
-                name=name,
-                hostname=hostname,
-                labels={LABEL: "1", f"{LABEL}.pid": str(os.getpid())},
-                host_config=host_config,
+                image, command=command, name=name, hostname=hostname, user=user,
+                labels={LABEL: "1", f"{LABEL}.pid": str(os.getpid())}, host_config=host_config,
             )
             with self._lock:
                 self._live.add((created["Id"], name))
             api.start(created["Id"])
-            yield DockerContainer(api, created["Id"], name, self._log)
+            yield created["Id"], name
         except docker.errors.ImageNotFound:
             raise EnvironmentProblem(
                 f"image {image} is not in the engine (`docker images` lists what is); for a target run `rebuild image TARGET`"
             ) from None
         except docker.errors.APIError as exc:
-            raise BuildFailed(f"container {name}: {exc.explanation or exc}") from None
+            raise error(f"container {name}: {exc.explanation or exc}") from None
         finally:
             if created is not None:
                 self._remove(created["Id"], name)
+
+    @contextmanager
+    def container(self, image: str, *, mounts: list[Mount], hostname: str | None = None) -> Iterator[DockerContainer]:
+        self._log.command(["docker", "run", "--network", "none", image, "(steps follow)"], "engine")
+        # A long sleep keeps the container up between steps; removal kills it.
+        with self._started(image, ["sleep", "2147483647"], error=BuildFailed, hostname=hostname,
+                           mounts=mounts) as (container_id, name):
+            yield DockerContainer(self.client.api, container_id, name, self._log)
 
     def run_once(self, image: str, argv: list[str], *, user: str | None = None) -> tuple[int, bytes]:
         """One command as the container's own process: no keep-alive, no exec, no kill."""
-        import docker.errors
-
-        name = f"rebuild-{uuid.uuid4().hex[:12]}"
-        api = self.client.api
         self._log.command(["docker", "run", "--rm", "--network", "none", image, *argv], "engine")
-        created = None
-        try:
-            created = api.create_container(
-                image, command=argv, name=name, user=user or "",
-                labels={LABEL: "1", f"{LABEL}.pid": str(os.getpid())},
-                host_config=api.create_host_config(network_mode="none"),
-            )
-            with self._lock:
-                self._live.add((created["Id"], name))
-            api.start(created["Id"])
-            code = api.wait(created["Id"])["StatusCode"]
-            output = api.logs(created["Id"], stdout=True, stderr=True)
-            return int(code), output
-        except docker.errors.ImageNotFound:
-            raise EnvironmentProblem(
-                f"image {image} is not in the engine (`docker images` lists what is); for a target run `rebuild image TARGET`"
-            ) from None
-        except docker.errors.APIError as exc:
-            raise EnvironmentProblem(f"container {name}: {exc.explanation or exc}") from None
-        finally:
-            if created is not None:
-                self._remove(created["Id"], name)
+        with self._started(image, argv, error=EnvironmentProblem, user=user or "") as (container_id, _name):
+            api = self.client.api
+            code = api.wait(container_id)["StatusCode"]
+            return int(code), api.logs(container_id, stdout=True, stderr=True)
 
     def _remove(self, container_id: str, name: str) -> None:
         import docker.errors
