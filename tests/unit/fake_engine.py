@@ -23,3 +23,26 @@ class FakeContainer:
                     output(data)
                 return code
         return 127
+
+
+@dataclass
+class FakeEngine:
+    """Hands out one FakeContainer per container() call and records commits."""
+
+    answers: dict[tuple[str, ...], tuple[int, bytes]] = field(default_factory=dict)
+    boxes: list[FakeContainer] = field(default_factory=list)
+    committed: list[str] = field(default_factory=list)
+
+    def container(self, image, *, mounts, hostname=None):
+        from contextlib import contextmanager
+
+        engine = self
+
+        @contextmanager
+        def started():
+            box = FakeContainer(dict(engine.answers))
+            box.commit = lambda tag: engine.committed.append(tag) or "sha256:committed"
+            engine.boxes.append(box)
+            yield box
+
+        return started()
