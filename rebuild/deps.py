@@ -132,8 +132,8 @@ def _parse_query(code: int, output: bytes) -> dict[str, list[EVR]]:
 
 
 def warm_up() -> None:
-    """Load librpm (about 50 ms) ahead of the comparisons."""
-    import rpm  # noqa: F401
+    """Load the version comparison ahead of the comparisons."""
+    import rpm_version  # noqa: F401
 
 
 def check(floors: list[Floor], installed: dict[str, list[EVR]]) -> list[FloorResult]:

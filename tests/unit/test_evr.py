@@ -1,4 +1,4 @@
-"""rebuild.evr against rpm itself: librpm's labelCompare and rpm's Lua vercmp."""
+"""rebuild.evr (rpm-version) against rpm itself: librpm's labelCompare and the rpm binary's Lua vercmp."""
 
 from __future__ import annotations
 
