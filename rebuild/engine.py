@@ -174,8 +174,11 @@ class DockerEngine:
 
     @contextmanager
     def _started(self, image: str, command: list[str], *, error: type, hostname: str | None = None,
-                 user: str = "", mounts: list[Mount] = ()) -> Iterator[tuple[str, str]]:
-        """Create and start a container with no network; remove it on exit, whatever happens."""
+                 user: str = "", mounts: list[Mount] = (), hosts: bool = True) -> Iterator[tuple[str, str]]:
+        """Create and start a container with no network; remove it on exit, whatever happens.
+
+        ``hosts=False`` disables networking outright: no network namespace set-up and no
+        /etc/hosts (about 0.1 s less to start), for one-shot queries that need neither."""
         import docker.errors
         import docker.types
 
@@ -191,6 +194,7 @@ class DockerEngine:
             created = api.create_container(
                 image, command=command, name=name, hostname=hostname, user=user,
                 labels={LABEL: "1", f"{LABEL}.pid": str(os.getpid())}, host_config=host_config,
+                network_disabled=not hosts,
             )
             with self._lock:
                 self._live.add((created["Id"], name))
@@ -217,7 +221,7 @@ class DockerEngine:
     def run_once(self, image: str, argv: list[str], *, user: str | None = None) -> tuple[int, bytes]:
         """One command as the container's own process: no keep-alive, no exec, no kill."""
         self._log.command(["docker", "run", "--rm", "--network", "none", image, *argv], "engine")
-        with self._started(image, argv, error=EnvironmentProblem, user=user or "") as (container_id, _name):
+        with self._started(image, argv, error=EnvironmentProblem, user=user or "", hosts=False) as (container_id, _name):
             api = self.client.api
             code = api.wait(container_id)["StatusCode"]
             return int(code), api.logs(container_id, stdout=True, stderr=True)
