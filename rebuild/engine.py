@@ -9,6 +9,7 @@ docker SDK. A container's context always removes it on exit, Ctrl-C included;
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import uuid
@@ -174,27 +175,34 @@ class DockerEngine:
 
     @contextmanager
     def _started(self, image: str, command: list[str], *, error: type, hostname: str | None = None,
-                 user: str = "", mounts: list[Mount] = (), hosts: bool = True) -> Iterator[tuple[str, str]]:
-        """Create and start a container with no network; remove it on exit, whatever happens.
+                 user: str = "", mounts: list[Mount] = ()) -> Iterator[tuple[str, str]]:
+        """Create and start a container with networking disabled; remove it on exit, whatever happens.
 
-        ``hosts=False`` disables networking outright: no network namespace set-up and no
-        /etc/hosts (about 0.1 s less to start), for one-shot queries that need neither."""
+        No network namespace set-up (about 0.1 s less to start than network mode none); only
+        loopback. With *hostname*, the container gets our own /etc/hosts with that name FIRST
+        on the 127.0.0.1 line: sendmail and rpmbuild want a fully qualified canonical name."""
+        import tempfile
+
         import docker.errors
         import docker.types
 
         name = f"rebuild-{uuid.uuid4().hex[:12]}"
         api = self.client.api
-        host_config = api.create_host_config(
-            network_mode="none",
-            extra_hosts={hostname: "127.0.0.1"} if hostname else None,
-            mounts=[docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only) for m in mounts],
-        )
+        binds = [docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only) for m in mounts]
+        hosts_dir = None
+        if hostname:
+            hosts_dir = tempfile.mkdtemp(prefix="rebuild-hosts-")
+            hosts = Path(hosts_dir) / "hosts"
+            short = hostname.split(".")[0]
+            hosts.write_text(f"127.0.0.1\t{hostname} {short} localhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+            hosts.chmod(0o644)
+            binds.append(docker.types.Mount("/etc/hosts", str(hosts), type="bind", read_only=True))
         created = None
         try:
             created = api.create_container(
-                image, command=command, name=name, hostname=hostname, user=user,
-                labels={LABEL: "1", f"{LABEL}.pid": str(os.getpid())}, host_config=host_config,
-                network_disabled=not hosts,
+                image, command=command, name=name, hostname=hostname, user=user, network_disabled=True,
+                labels={LABEL: "1", f"{LABEL}.pid": str(os.getpid())},
+                host_config=api.create_host_config(network_mode="none", mounts=binds),
             )
             with self._lock:
                 self._live.add((created["Id"], name))
@@ -209,6 +217,8 @@ class DockerEngine:
         finally:
             if created is not None:
                 self._remove(created["Id"], name)
+            if hosts_dir:
+                shutil.rmtree(hosts_dir, ignore_errors=True)
 
     @contextmanager
     def container(self, image: str, *, mounts: list[Mount], hostname: str | None = None) -> Iterator[DockerContainer]:
@@ -221,7 +231,7 @@ class DockerEngine:
     def run_once(self, image: str, argv: list[str], *, user: str | None = None) -> tuple[int, bytes]:
         """One command as the container's own process: no keep-alive, no exec, no kill."""
         self._log.command(["docker", "run", "--rm", "--network", "none", image, *argv], "engine")
-        with self._started(image, argv, error=EnvironmentProblem, user=user or "", hosts=False) as (container_id, _name):
+        with self._started(image, argv, error=EnvironmentProblem, user=user or "") as (container_id, _name):
             api = self.client.api
             code = api.wait(container_id)["StatusCode"]
             return int(code), api.logs(container_id, stdout=True, stderr=True)

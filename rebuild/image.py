@@ -78,7 +78,7 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False,
         if not mirror:
             raise UsageError(
                 f"target {target.name} is made from an RPM tree: give --mirror URL_OR_DIR (its RedHat/RPMS tree,"
-                " the archive or a local copy) and optionally --updates URL_OR_DIR"
+                " the archive or a local copy) and optionally --updates URL_OR_DIR (with make: make rpms MIRROR=...)"
             )
         from rebuild.treeimage import make_tree_image
 
