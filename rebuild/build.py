@@ -189,7 +189,12 @@ def build(
     started = time.monotonic()
     started_at = datetime.now(timezone.utc)
     out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=".probe-", dir=out_dir))
+        probe.rmdir()
+    except OSError as exc:
+        raise UsageError(f"--out {out_dir}: cannot write results there ({exc.strerror}); choose another folder") from None
     state = StateLog()
     manifest: dict = {
         "rebuild_version": __version__,

@@ -386,4 +386,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(1)
+    except OSError as exc:
+        # the machine, not the input: a full disk, a permission, a vanished file
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"rebuild: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        sys.exit(3)
     sys.exit(code if isinstance(code, int) else 0)

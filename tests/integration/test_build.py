@@ -188,3 +188,13 @@ def test_build_from_pinned_http_url_fetches_once(tmp_path, testroot):
         unpinned.write_text(recipe.read_text().replace(f"  sha256: {digest}\n", ""))
         proc = run_cli("build", str(unpinned), "--out", str(tmp_path / "out2"), env=env)
         assert proc.returncode == 2 and "--lock" in proc.stderr
+
+
+def test_unwritable_out_is_one_line(tmp_path, testroot):
+    srpm = make_srpm(copy_case("noarch", tmp_path) / "greeting.spec", tmp_path / "src")
+    recipe = write_recipe(tmp_path, srpm)
+    proc = run_cli("-q", "build", str(recipe), "--out", "/proc/no-such-folder")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "rebuild: error: --out /proc/no-such-folder: cannot write results there (No such file or directory);"
+        " choose another folder"]
