@@ -15,7 +15,9 @@ from rebuild.errors import CheckFailed, ConfigError, EnvironmentProblem, UsageEr
 from rebuild.evr import EVR, compare_evr, parse
 from rebuild.rpmfile import sha256_file
 
-QUERY_FORMAT = "%{NAME} %{EPOCH} %{VERSION} %{RELEASE}\\n"
+# In a container stdout and stderr arrive as one stream: the query tags its own lines.
+QUERY_TAG = "rebuild-pkg"
+QUERY_FORMAT = QUERY_TAG + " %{NAME} %{EPOCH} %{VERSION} %{RELEASE}\\n"
 OK, TOO_OLD, MISSING = "ok", "too old", "missing"
 _ORDER = {MISSING: 0, TOO_OLD: 1, OK: 2}
 
@@ -122,13 +124,14 @@ def installed_from_image(engine, image: str, wrap=lambda argv: argv) -> dict[str
 
 def _parse_query(code: int, output: bytes) -> dict[str, list[EVR]]:
     text = output.decode(errors="replace")
+    tagged = "\n".join(line[len(QUERY_TAG) + 1:] for line in text.splitlines() if line.startswith(QUERY_TAG + " "))
     if code != 0:
         first = text.strip().splitlines()[:1]
         raise EnvironmentProblem(
             f"rpm -qa failed in the image (exit {code}){': ' + first[0] if first else ''};"
             " does the image have an rpm that can read its rpmdb?"
         )
-    return parse_installed(text, "rpm -qa output")
+    return parse_installed(tagged, "rpm -qa output")
 
 
 def warm_up() -> None:

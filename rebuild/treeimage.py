@@ -169,8 +169,10 @@ def _register(target: Target, engine: Engine, image_id: str, paths: list[Path], 
                         + b"".join(out).decode(errors="replace").strip()[-300:]
                     )
             out.clear()
-            code = box.run(target.wrap(["rpm", "-qa", "--qf", "%{NAME}\\n"]), user="0:0", output=out.append)
-            listed = sorted(b"".join(out).decode(errors="replace").split())
+            # rpm's warnings share the stream: read only the lines the query tags
+            code = box.run(target.wrap(["rpm", "-qa", "--qf", "rebuild-pkg %{NAME}\\n"]), user="0:0", output=out.append)
+            listed = sorted(line.split()[1] for line in b"".join(out).decode(errors="replace").splitlines()
+                            if line.startswith("rebuild-pkg ") and len(line.split()) == 2)
             if code != 0 or listed != sorted(p.name for p in chosen):
                 raise EnvironmentProblem(
                     f"the image's rpm cannot read back its rpmdb (rpm -qa exit {code}, {len(listed)} of {len(chosen)} packages)"

@@ -67,3 +67,80 @@ def make_tree(base: Path) -> dict[str, Path]:
     for label, rpm in rpms.items():
         shutil.copy(rpm, (up_dir if label.endswith("-up") else os_dir) / rpm.name)
     return rpms
+
+
+def _rpm_closure() -> list[str]:
+    """Debian's rpm binary, the libraries it loads (symlink and target), and its config."""
+    paths: set[str] = {"/usr/bin/rpm", "/usr/bin/rpmdb"}  # rpm 4.18 hands --initdb to rpmdb
+    out = subprocess.run(["ldd", "/usr/bin/rpm", "/usr/bin/rpmdb"], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.endswith(":"):
+            continue
+        parts = line.split()
+        lib = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
+        if lib.startswith("/"):
+            paths.add(lib)
+            paths.add(str(Path(lib).resolve()))
+    for folder in ("/usr/lib/rpm", "/usr/lib/x86_64-linux-gnu/rpm-plugins"):
+        if Path(folder).is_dir():
+            paths.update(str(p) for p in Path(folder).rglob("*") if p.is_file() or p.is_symlink())
+    # Debian 12 merges /usr (/lib -> usr/lib): name every file by its real folder
+    return sorted({str(Path(p).parent.resolve() / Path(p).name) for p in paths})
+
+
+def _merged_usr_links() -> list[str]:
+    return [d for d in ("/lib", "/lib64") if Path(d).is_symlink()]
+
+
+def rpm_spec() -> str:
+    """A package "rpm" carrying Debian's real rpm, so the image can write and read its own rpmdb."""
+    files = _rpm_closure()
+    copy = "\n".join(f"mkdir -p %{{buildroot}}{Path(p).parent} && cp -a {p} %{{buildroot}}{p}" for p in files)
+    links = _merged_usr_links()
+    make_links = "\n".join(f"ln -s {Path(d).readlink()} %{{buildroot}}{d}" for d in links)
+    return "\n".join([
+        "Name: rpm", "Version: 4.0.4", "Release: 7x.18", "Summary: rpm for the test tree", "License: GPL",
+        "AutoReqProv: no", "%define _build_id_links none", "%description", "Debian's rpm, repackaged for a test.",
+        "%install", "mkdir -p %{buildroot}/var/lib/rpm", copy, make_links,
+        "%files", "%dir /var/lib/rpm", *links, *files,
+    ]) + "\n"
+
+
+def make_rh73_tree(base: Path, package_list: Path) -> dict[str, str]:
+    """A tree with every package named in *package_list*: ``bash`` is a static busybox with applet
+    links, ``rpm`` is a real rpm, the rest are empty; the floors' packages sit at their floor
+    versions, ``openssl-devel`` below it in os and at it in updates. Returns name -> version-release."""
+    from rebuild.rpmtree import read_package_list
+    from tests.rpmdb_image import packages_spec
+
+    names = read_package_list(package_list)
+    floors = {"rpm-build": ("4.0.4", "7x.18"), "gdbm": ("1.8.0", "14"), "gdbm-devel": ("1.8.0", "14"),
+              "hesiod": ("3.0.2", "18"), "hesiod-devel": ("3.0.2", "18"), "krb5-libs": ("1.2.4", "11"),
+              "krb5-devel": ("1.2.4", "11"), "openldap": ("2.0.27", "2.7.3"), "openldap-devel": ("2.0.27", "2.7.3"),
+              "openssl": ("0.9.6b", "32.7"), "openssl-devel": ("0.9.6b", "32.7"), "pam": ("0.75", "46.7.3"),
+              "pam-devel": ("0.75", "46.7.3"), "cyrus-sasl": ("1.5.24", "25"), "cyrus-sasl-devel": ("1.5.24", "25")}
+    empty = [n for n in names if n not in ("bash", "rpm")]
+    versions = {n: floors.get(n, ("1.0", "1")) for n in empty}
+    os_set = [(n, None, *versions[n]) for n in empty]
+    os_set = [(n, e, v, "30.7" if n == "openssl-devel" else r) for n, e, v, r in os_set]  # below the floor
+    src = base / "src"
+    src.mkdir(parents=True)
+    shutil.copy(shutil.which("busybox") or "/bin/busybox", src / "busybox")
+    os_dir = base / "tree" / "os" / "RedHat" / "RPMS"
+    up_dir = base / "tree" / "updates"
+    os_dir.mkdir(parents=True)
+    up_dir.mkdir(parents=True)
+    bash = build_rpm(busybox_spec().replace("Name: busybox", "Name: bash"), base / "bash", src, target="i686")
+    rpm = build_rpm(rpm_spec(), base / "rpm", target="i686")
+    shutil.copy(bash, os_dir / bash.name)
+    shutil.copy(rpm, os_dir / rpm.name)
+    from tests.rpmdb_image import build_packages
+
+    for rpm_path in build_packages(os_set, base / "empty-os").glob("*.rpm"):
+        shutil.copy(rpm_path, os_dir / rpm_path.name)
+    for rpm_path in build_packages([("openssl-devel", None, "0.9.6b", "32.7")], base / "empty-up").glob("*.rpm"):
+        shutil.copy(rpm_path, up_dir / rpm_path.name)
+    assert packages_spec  # the same subpackage builder as the rpmdb images
+    result = {n: f"{v}-{r}" for n, (v, r) in versions.items()}
+    result.update(bash="1.35.0-1", rpm="4.0.4-7x.18")
+    return result

@@ -147,3 +147,31 @@ def test_unsafe_payloads_are_refused(tmp_path):
     with pytest.raises(UnsafePayload, match=r"unsafe path '/opt/\.\./\.\./f'"):
         unpack(patched, tmp_path / "root2", check_digests=False)
     assert not (tmp_path / "root2").exists() or not any((tmp_path / "root2").rglob("*"))
+
+
+def test_rh73_definition_on_a_test_tree_with_its_own_rpm(tmp_path):
+    """The real rh73 target definition and package list (retagged so no operator image is touched),
+    on a tree that holds a real rpm: the image's own rpm writes the rpmdb, rpm -qa lists exactly
+    the package set, and check-deps --target reads it."""
+    from tests.rpmtree_data import make_rh73_tree
+
+    home = tmp_path / "home"
+    shutil.copytree(ROOT / "containers" / "rh73", home / "containers" / "rh73")
+    shutil.copytree(ROOT / "specs", home / "specs")
+    target_yaml = home / "containers" / "rh73" / "target.yaml"
+    target_yaml.write_text(target_yaml.read_text().replace("tag: rebuild/rh73:1", "tag: rebuild-test/rh73:1"))
+    versions = make_rh73_tree(tmp_path / "t", home / "containers" / "rh73" / "packages.txt")
+    env = {"REBUILD_HOME": str(home), "REBUILD_CACHE": str(tmp_path / "cache")}
+    proc = run_cli("image", "rh73", "--mirror", str(tmp_path / "t" / "tree" / "os"),
+                   "--updates", (tmp_path / "t" / "tree" / "updates").as_uri(), env=env)
+    assert proc.returncode == 0, proc.stderr
+    image = proc.stdout.split()[1]
+    run = lambda *argv: subprocess.run(["docker", "run", "--rm", "--network", "none", image, *argv],  # noqa: E731
+                                       capture_output=True, text=True)
+    assert run("linux32", "sh", "-c", "uname -m").stdout.strip() == "i686"
+    listed = run("linux32", "rpm", "-qa", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}\\n").stdout.split()
+    assert sorted(listed) == sorted(f"{n}-{vr}" for n, vr in versions.items())
+    assert "openssl-devel-0.9.6b-32.7" in listed, "the newer copy from updates won"
+    deps = run_cli("check-deps", "--manifest", str(home / "specs" / "rh73-floors.yaml"), "--target", "rh73", env=env)
+    assert deps.returncode == 0, deps.stdout + deps.stderr
+    assert deps.stdout.splitlines()[-1] == "15 floors: all met"

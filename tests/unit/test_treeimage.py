@@ -34,7 +34,7 @@ def setup(tmp_path):
 def test_register_uses_the_images_own_rpm_and_commits(setup):
     target, files, chosen, work = setup
     engine = FakeEngine({("linux32", "rpm", "--initdb"): (0, b""), ("linux32", "rpm", "-i"): (0, b""),
-                         ("linux32", "rpm", "-qa"): (0, b"rpm\nglibc\n")})
+                         ("linux32", "rpm", "-qa"): (0, b"warning: noise on stderr\nrebuild-pkg rpm\nrebuild-pkg glibc\n")})
     assert _register(target, engine, "sha256:imported", files, chosen, work, Log(quiet=True)) == "sha256:committed"
     ran = engine.boxes[0].ran
     assert ran[0] == ["linux32", "rpm", "--initdb"]
@@ -46,7 +46,7 @@ def test_register_uses_the_images_own_rpm_and_commits(setup):
 def test_register_refuses_an_rpmdb_its_rpm_cannot_read_back(setup):
     target, files, chosen, work = setup
     engine = FakeEngine({("linux32", "rpm", "--initdb"): (0, b""), ("linux32", "rpm", "-i"): (0, b""),
-                         ("linux32", "rpm", "-qa"): (0, b"glibc\n")})
+                         ("linux32", "rpm", "-qa"): (0, b"rebuild-pkg glibc\n")})
     with pytest.raises(EnvironmentProblem, match="cannot read back its rpmdb.*1 of 2"):
         _register(target, engine, "sha256:imported", files, chosen, work, Log(quiet=True))
     assert engine.committed == []
