@@ -206,7 +206,7 @@ def build(
         digest = sha256_file(srpm)
     pin = read_pin(target)
     # The pin's image ID keys the cache: a no-op needs neither librpm nor the engine.
-    key_image = pin.image_id if pin and pin.definition_sha256 == target.image_key else "unpinned"
+    key_image = pin.image_id if pin else "unpinned"
     key, key_inputs = cache.build_key(recipe, target, key_image, digest, skip_deps_check=skip_deps_check)
     if not force:
         hit = cache.lookup(out_dir, key)
@@ -216,8 +216,7 @@ def build(
             return BuildResult(directory, directory.name, tuple(stored["outputs"]), time.monotonic() - started,
                                cached=True)
     # librpm and specfile take ~0.15 s to load; load them while the engine round trips wait on the socket
-    warm = threading.Thread(target=_warm_up, args=(not recipe.spec.empty,), daemon=True)
-    warm.start()
+    threading.Thread(target=_warm_up, args=(not recipe.spec.empty,), daemon=True).start()
     with state.phase("image"):
         image_id = check_image(target, engine)
     with state.phase("verify-source"), log.step("verify source RPM"):
@@ -249,7 +248,6 @@ def build(
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=out_dir))
     state.attach(staging / "state.log")
     build_log = staging / "build.log"
-    nvr = info.nvr
     try:
         if os.geteuid() == 0:
             os.chown(work, target.uid, target.uid)
@@ -281,7 +279,7 @@ def build(
             if problem is not None:
                 manifest["phases"] = state.phases
                 _write_text(staging / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-                problem.message += f"; the RPMs and logs are in {out_dir / (nvr + '.failed')}"
+                problem.message += f"; the RPMs and logs are in {out_dir / (info.nvr + '.failed')}"
                 raise problem
         manifest["phases"] = state.phases
         manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -294,8 +292,8 @@ def build(
         log.info(f"results in {final}")
         return BuildResult(final, built_nvr, tuple(outputs), time.monotonic() - started)
     except BaseException:
-        if nvr is not None and build_log.exists():
-            _keep_failed_logs(staging, out_dir / f"{nvr}.failed")
+        if build_log.exists():
+            _keep_failed_logs(staging, out_dir / f"{info.nvr}.failed")
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -476,14 +474,13 @@ def _check_spec(recipe, target, box, spec_path, manifest, info: RpmInfo, user, e
         if release is None:
             log.warn("the target's rpm cannot query the spec; the Release is checked on the built SRPM instead")
             manifest["spec"]["release_check"] = "after-build"
-            release = None
         else:
             manifest["spec"]["release_after"] = release
             manifest["spec"]["release_check"] = "spec-query"
             log.info(f"    Release {info.release} -> {release}")
         from rebuild.spec import release_uses
 
-        original = (spec_path.parent / spec_path.name).read_text(errors="replace")
+        original = spec_path.read_text(errors="replace")
         names = [n for n, _ in edits.macros]
         must_change = bool(edits.release_suffix) or release_uses(original, names)
         if release is not None and must_change and release == info.release:

@@ -279,8 +279,7 @@ def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name
     elif host:
         floors, versions = deps.load_floors(manifest_path), deps.installed_from_host()
     else:
-        from concurrent.futures import ThreadPoolExecutor
-
+        floors = deps.load_floors(manifest_path)  # bad input fails before any container starts
         engine = ctx.engine()
         wrap = lambda argv: argv  # noqa: E731
         if target_name:
@@ -290,14 +289,7 @@ def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name
             target = load_target(target_name)
             image = check_image(target, engine)
             wrap = target.wrap
-        # The container round trip overlaps reading the manifest and loading librpm.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            query = pool.submit(deps.installed_from_image, engine, image, wrap)
-            try:
-                floors = deps.load_floors(manifest_path)
-                deps.warm_up()
-            finally:
-                versions = query.result()
+        versions = deps.installed_from_image(engine, image, wrap)
     results = deps.check(floors, versions)
     click.echo(deps.results_json(results) if as_json else deps.format_table(results))
     if any(r.status != deps.OK for r in results):

@@ -134,11 +134,6 @@ def _parse_query(code: int, output: bytes) -> dict[str, list[EVR]]:
     return parse_installed(tagged, "rpm -qa output")
 
 
-def warm_up() -> None:
-    """Load the version comparison ahead of the comparisons."""
-    import rpm_version  # noqa: F401
-
-
 def check(floors: list[Floor], installed: dict[str, list[EVR]]) -> list[FloorResult]:
     """Each floor's status (the newest installed version counts), problems first."""
     results = []

@@ -490,11 +490,10 @@ def verify_digests(path: Path, where: str) -> None:
                       verification=True)
 
 
-def verify_rpm(path: Path, expected_nvr: str | None, where: str, source: bool = True) -> None:
-    """An RPM whose header (read with librpm, after the digest matched) names *expected_nvr*."""
+def verify_rpm(path: Path, expected_nvr: str | None, where: str) -> None:
+    """An RPM (its lead already checked) whose header, read with librpm, names *expected_nvr*."""
     from rebuild.rpmfile import read_info
 
-    verify_lead(path, where, source)
     try:
         info = read_info(path)
     except UsageError as exc:
@@ -576,7 +575,7 @@ def fetch_urls(
                 verify_lead(tmp, redact(url), source)
                 if sha256 and digest != sha256:
                     raise _GiveUp(f"sha256 mismatch: expected {sha256}, got {digest}", verification=True)
-                verify_rpm(tmp, expected_nvr, redact(url), source)
+                verify_rpm(tmp, expected_nvr, redact(url))
                 if not source:
                     verify_digests(tmp, redact(url))
                 if gpg_keys:

@@ -29,8 +29,8 @@ class Pin:
     target: str
     tag: str
     image_id: str
-    definition_sha256: str
-    rootfs_sha256: str
+    image_key: str  # Target.image_key the image was made from
+    made_from: str  # sha256 of the rootfs tarball, or of the resolved package list (rpmtree)
 
 
 def image_dir(target: Target) -> Path:
@@ -38,12 +38,13 @@ def image_dir(target: Target) -> Path:
 
 
 def read_pin(target: Target) -> Pin | None:
+    """The target's pin when it was made from the current image definition, else None."""
     path = image_dir(target) / "pin.json"
     try:
-        data = json.loads(path.read_text())
-        return Pin(**data)
+        pin = Pin(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError):
         return None
+    return pin if pin.image_key == target.image_key else None
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -55,11 +56,11 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 def check_image(target: Target, engine: Engine) -> str:
     """The pinned image ID of *target*, or EnvironmentProblem saying what to run."""
-    pin = read_pin(target)
     fix = f"run `rebuild image {target.name}`"
-    if pin is None:
+    if not (image_dir(target) / "pin.json").exists():
         raise EnvironmentProblem(f"target {target.name}: no image has been made yet; {fix}")
-    if pin.definition_sha256 != target.image_key:
+    pin = read_pin(target)
+    if pin is None:
         raise EnvironmentProblem(f"target {target.name}: its image definition changed since the image was made; {fix}")
     current = engine.image_id(target.image.tag)
     if current is None:
@@ -93,12 +94,12 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False,
     if force or not cached:
         with log.step(f"debootstrap {target.image.suite} for {target.name}"):
             _debootstrap(target, tarball, log)
-        write_json_atomic(stamp, {"definition_sha256": target.image_key})
+        write_json_atomic(stamp, {"image_key": target.image_key})
         pin = None
     else:
         log.info(f"reusing cached root {tarball}")
     current = engine.image_id(target.image.tag)
-    if pin and current == pin.image_id and pin.definition_sha256 == target.image_key:
+    if pin and current == pin.image_id:
         log.info(f"image {target.image.tag} is up to date ({current[:19]})")
         return pin
     rootfs_sha = sha256_file(tarball)
@@ -120,7 +121,7 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False,
 
 def _read_stamp(path: Path) -> str | None:
     try:
-        return json.loads(path.read_text()).get("definition_sha256")
+        return json.loads(path.read_text()).get("image_key")
     except (OSError, ValueError):
         return None
 

@@ -99,7 +99,7 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str, up
     list_digest = hashlib.sha256((target.image_key + listing).encode()).hexdigest()
     folder = image_dir(target)
     pin = read_pin(target)
-    if not force and pin and pin.rootfs_sha256 == list_digest and engine.image_id(target.image.tag) == pin.image_id:
+    if not force and pin and pin.made_from == list_digest and engine.image_id(target.image.tag) == pin.image_id:
         log.info(f"image {target.image.tag} is up to date ({pin.image_id[:19]})")
         return pin
     pins_file = folder / "packages.json"
@@ -154,7 +154,10 @@ def _register(target: Target, engine: Engine, image_id: str, paths: list[Path], 
     pkgs = work / "pkgs"
     pkgs.mkdir()
     for path in paths:
-        os.link(path, pkgs / path.name) if path.stat().st_dev == pkgs.stat().st_dev else shutil.copyfile(path, pkgs / path.name)
+        if path.stat().st_dev == pkgs.stat().st_dev:
+            os.link(path, pkgs / path.name)
+        else:
+            shutil.copyfile(path, pkgs / path.name)
     names = sorted(p.name for p in pkgs.iterdir())
     with log.step("register the packages in the image's own rpmdb"):
         with engine.container(image_id, mounts=[Mount(pkgs, "/pkgs", read_only=True)]) as box:
