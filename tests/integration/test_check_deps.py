@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -97,3 +98,22 @@ def test_build_preflight_passes_when_floors_met(tmp_path, testroot):
     proc = run_cli("build", str(recipe), "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     assert (ROOT / "specs/rh73-floors.yaml").exists()
+
+
+def test_check_deps_bad_manifest_beats_the_engine_and_leaves_no_container(floors_image, tmp_path):
+    """The manifest loads while the query container starts: its error still wins, one line, exit 2,
+    and the container it did not need is gone by the time the command returns."""
+    bad = tmp_path / "floors.yaml"
+    bad.write_text("floors:\n  openssl: 0.9.6b-32.7\n  pam: 0.75 46\n")
+    before = _ours()
+    proc = run_cli("-q", "check-deps", "--manifest", str(bad), "--image", floors_image)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and f"{bad}:3" in proc.stderr
+    assert _ours() == before
+    proc = run_cli("-q", "check-deps", "--manifest", str(bad), "--image", "rebuild-test/nosuch:0")
+    assert proc.returncode == 2, proc.stderr
+
+
+def _ours() -> set[str]:
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=org.rebuild"], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
