@@ -215,8 +215,9 @@ def build(
             log.info(f"up to date: {directory} (build key {key[:12]}; --force rebuilds)")
             return BuildResult(directory, directory.name, tuple(stored["outputs"]), time.monotonic() - started,
                                cached=True)
-    # librpm and specfile take ~0.15 s to load; load them while the engine round trips wait on the socket
-    threading.Thread(target=_warm_up, args=(not recipe.spec.empty,), daemon=True).start()
+    if not recipe.spec.empty:
+        # specfile takes ~0.1 s to load; load it while the engine round trips wait on the socket
+        threading.Thread(target=_warm_up, daemon=True).start()
     with state.phase("image"):
         image_id = check_image(target, engine)
     with state.phase("verify-source"), log.step("verify source RPM"):
@@ -300,11 +301,8 @@ def build(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _warm_up(spec_edits: bool) -> None:
-    import rpm  # noqa: F401
-
-    if spec_edits:
-        import specfile.macro_definitions  # noqa: F401
+def _warm_up() -> None:
+    import specfile.macro_definitions  # noqa: F401
 
 
 def _write_text(path: Path, text: str) -> None:

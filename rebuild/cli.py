@@ -170,7 +170,6 @@ def fetch(ctx: Context, source: str, sha: str | None, dest: Path | None, lock: b
 
     from rebuild import fetch as fetching
     from rebuild.errors import UsageError
-    from rebuild.recipe import load_recipe
 
     if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
         raise click.UsageError("--sha256 takes 64 hex digits")
@@ -179,6 +178,8 @@ def fetch(ctx: Context, source: str, sha: str | None, dest: Path | None, lock: b
     options = fetching.FetchOptions(max_size=max_size, read_timeout=timeout)
     with ctx.log.step(f"fetch {source}"):
         if source.endswith((".yaml", ".yml")) and Path(source).is_file():
+            from rebuild.recipe import load_recipe
+
             fetched = fetching.fetch_recipe(load_recipe(Path(source)), sha256=sha, lock=lock, mirrors=pairs,
                                             options=options, log=ctx.log)
         else:

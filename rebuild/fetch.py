@@ -21,18 +21,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import unquote, urljoin, urlparse, urlunparse
 
 from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
 from rebuild.log import Log
 from rebuild.paths import cache_root
-from rebuild.recipe import Recipe
+
+if TYPE_CHECKING:
+    from rebuild.recipe import Recipe
 
 CHUNK = 1 << 20
 DEFAULT_MAX_SIZE = 512 << 20
@@ -536,8 +537,6 @@ def fetch_urls(
     log: Log | None = None,
 ) -> Fetched:
     """Fetch *filename* from the first URL that yields a verified copy."""
-    import requests
-
     log = log or Log(quiet=True)
     cache = cache or Cache()
     if sha256:
@@ -553,9 +552,9 @@ def fetch_urls(
         scheme = urlparse(url).scheme
         if scheme and scheme not in ("http", "https", "file"):
             raise UsageError(f"{redact(url)}: only http, https and file URLs are fetched")
+    import requests
+
     failures: list[_Attempt] = []
-    # librpm (read after the download) loads while the body streams
-    threading.Thread(target=_load_librpm, daemon=True).start()
     with requests.Session() as session:
         session.headers["User-Agent"] = "rebuild-fetch"
         for url in urls:
@@ -591,10 +590,6 @@ def fetch_urls(
     if any(f.verification for f in failures):
         raise CheckFailed(f"{filename}: no URL gave a verified copy: {summary}")
     raise EnvironmentProblem(f"{filename}: could not download from any URL: {summary}")
-
-
-def _load_librpm() -> None:
-    import rpm  # noqa: F401
 
 
 def fetch_recipe(recipe: Recipe, *, sha256: str | None = None, lock: bool = False, mirrors=None,

@@ -1,13 +1,14 @@
-"""Reading RPM files with librpm (the system's bindings, via the ``rpm`` shim)."""
+"""Reading RPM files: headers with ``rpm -qp``, payloads with librpm's Python bindings (via the ``rpm`` shim)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from rebuild.errors import UsageError
+from rebuild.errors import EnvironmentProblem, UsageError
 
 LEAD_MAGIC = b"\xed\xab\xee\xdb"
 HEADER_MAGIC = b"\x8e\xad\xe8\x01"
@@ -63,31 +64,41 @@ def _ts():
     return ts
 
 
-def read_info(path: Path) -> RpmInfo:
-    """NEVRA and type of the RPM at *path*; UsageError when it is not an RPM."""
-    import rpm
+# Tab-separated: no tag read here can hold a tab. SOURCERPM is "(none)" exactly when the package is a source RPM.
+_QUERY = "%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{SOURCERPM}\\n"
 
+
+def read_info(path: Path) -> RpmInfo:
+    """NEVRA and type of the RPM at *path*; UsageError when it is not an RPM.
+
+    The header is read by ``rpm -qp`` (librpm, 4 ms) rather than the Python bindings, whose
+    venv shim spends 0.1 s of CPU finding the system interpreter on first import. Digests and
+    signatures are verified elsewhere (fetch, publish)."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
             lead = fh.read(96)
-            if len(lead) < 96 or not lead.startswith(LEAD_MAGIC):
-                raise UsageError(f"{path}: not an RPM file (no RPM lead magic ED AB EE DB)")
-            os.lseek(fh.fileno(), 0, os.SEEK_SET)  # librpm reads the fd, not Python's buffer
-            try:
-                hdr = _ts().hdrFromFdno(fh.fileno())
-            except rpm.error as exc:
-                raise UsageError(f"{path}: unreadable RPM header: {exc}") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
-    is_source = bool(hdr.isSource())
-    epoch = hdr[rpm.RPMTAG_EPOCH]
+    if len(lead) < 96 or not lead.startswith(LEAD_MAGIC):
+        raise UsageError(f"{path}: not an RPM file (no RPM lead magic ED AB EE DB)")
+    try:
+        proc = subprocess.run(["rpm", "-qp", "--nosignature", "--nodigest", "--qf", _QUERY, "--", str(path)],
+                              capture_output=True, text=True, errors="replace", env={**os.environ, "LC_ALL": "C"})
+    except FileNotFoundError:
+        raise EnvironmentProblem("rpm is not installed (Debian: apt-get install rpm)") from None
+    fields = proc.stdout.rstrip("\n").split("\t")
+    if proc.returncode != 0 or len(fields) != 6 or "\n" in proc.stdout.rstrip("\n"):
+        reason = " ".join(proc.stderr.split()).removeprefix("error: ") or f"rpm -qp exit {proc.returncode}"
+        raise UsageError(f"{path}: unreadable RPM header: {reason}")
+    name, epoch, version, release, arch, source_rpm = fields
+    is_source = source_rpm == "(none)"
     return RpmInfo(
-        name=_text(hdr[rpm.RPMTAG_NAME]),
-        epoch=int(epoch) if epoch is not None else None,
-        version=_text(hdr[rpm.RPMTAG_VERSION]),
-        release=_text(hdr[rpm.RPMTAG_RELEASE]),
-        arch="src" if is_source else _text(hdr[rpm.RPMTAG_ARCH]),
+        name=name,
+        epoch=int(epoch) if epoch.isdigit() else None,
+        version=version,
+        release=release,
+        arch="src" if is_source else arch,
         is_source=is_source,
     )
 
@@ -108,7 +119,3 @@ def payload(path: Path) -> dict[str, bytes]:
     finally:
         fd.close()
     return out
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
