@@ -284,17 +284,19 @@ def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name
         engine = ctx.engine()
         wrap = lambda argv: argv  # noqa: E731
         if target_name:
+            from rebuild.image import check_image
             from rebuild.targets import load_target
 
             target = load_target(target_name)
             wrap = target.wrap
+        try:
+            engine.connect()  # importing the SDK is CPU work: done before the query thread, not beside the manifest
+        except RebuildError:
+            deps.load_floors(manifest_path)  # a bad manifest still wins over a missing engine
+            raise
 
         def query() -> dict:
-            if target_name:
-                from rebuild.image import check_image
-
-                return deps.installed_from_image(engine, check_image(target, engine), wrap)
-            return deps.installed_from_image(engine, image, wrap)
+            return deps.installed_from_image(engine, check_image(target, engine) if target_name else image, wrap)
 
         # the manifest loads while the container starts; a bad manifest still wins over an engine problem
         try:

@@ -122,6 +122,10 @@ class DockerEngine:
         for container_id, name in live:
             self._remove(container_id, name)
 
+    def connect(self) -> None:
+        """Load the SDK and reach the engine now (EnvironmentProblem if it is not there)."""
+        self.client
+
     @property
     def client(self):
         with self._lock:
