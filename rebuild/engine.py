@@ -253,7 +253,8 @@ class DockerEngine:
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
         try:
-            self.client.api.remove_container(container_id, force=True)
+            # v=True: the anonymous volumes an image's VOLUME lines made go too (as with docker run --rm)
+            self.client.api.remove_container(container_id, force=True, v=True)
             with self._lock:
                 self._live.discard((container_id, name))
         except docker.errors.NotFound:

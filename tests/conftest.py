@@ -83,3 +83,18 @@ def testroot(engine):
     target = load_target("testroot")
     make_image(target, engine, Log(quiet=True))
     return target
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the images tests made (tags rebuild-test/*; each run makes them afresh) with their
+    untagged parents, so repeated runs on one build host do not pile up layers. rebuild/testroot
+    and every image not made here stay."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        tags = [t for image in client.images.list() for t in image.tags if t.startswith("rebuild-test/")]
+        for tag in tags:
+            client.images.remove(tag, noprune=False)
+    except Exception:  # noqa: BLE001 - no engine (unit runs) or an image in use: nothing to tidy
+        pass

@@ -31,13 +31,15 @@ def build_packages(packages, out: Path) -> Path:
 def image_with_packages(base_image: str, rpms: Path, tag: str) -> str:
     """Install *rpms* (--nodeps, --justdb) into a container of *base_image* and commit it as *tag*."""
     import docker
+    import docker.types
 
     client = docker.from_env()
     container = client.containers.create(
         base_image,
         ["sh", "-c", "rpm -i --nodeps --justdb /rpms/*.rpm"],
         network_mode="none",
-        volumes={str(rpms): {"bind": "/rpms", "mode": "ro"}},
+        # a mount, not volumes=: that would also declare VOLUME /rpms in the committed image
+        mounts=[docker.types.Mount("/rpms", str(rpms), type="bind", read_only=True)],
         labels={"org.rebuild.test": "1"},
     )
     try:
@@ -48,4 +50,4 @@ def image_with_packages(base_image: str, rpms: Path, tag: str) -> str:
         image = container.commit(repository=repository, tag=version)
         return image.id
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)

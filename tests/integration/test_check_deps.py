@@ -117,3 +117,21 @@ def test_check_deps_bad_manifest_beats_the_engine_and_leaves_no_container(floors
 def _ours() -> set[str]:
     out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=org.rebuild"], capture_output=True, text=True, check=True)
     return set(out.stdout.split())
+
+
+def test_query_container_takes_its_anonymous_volumes_along(floors_image, manifest):
+    """An image that declares a VOLUME gets an anonymous volume per container: removing the
+    container must remove it too, or every run leaks one."""
+    import docker
+
+    client = docker.from_env()
+    box = client.containers.create(floors_image, ["true"], network_mode="none")
+    try:
+        image = box.commit(repository="rebuild-test/withvolume", tag="1", changes=["VOLUME /scratch"]).id
+    finally:
+        box.remove(force=True, v=True)
+    assert "/scratch" in client.images.get(image).attrs["Config"]["Volumes"]
+    before = {v.name for v in client.volumes.list()}
+    proc = run_cli("-q", "check-deps", "--manifest", str(manifest), "--image", image)
+    assert proc.returncode == 1, proc.stderr
+    assert {v.name for v in client.volumes.list()} - before == set()
