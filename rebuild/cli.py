@@ -282,57 +282,18 @@ def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name
         floors, versions = deps.load_floors(manifest_path), deps.installed_from_host()
     else:
         engine = ctx.engine()
-        wrap = lambda argv: argv  # noqa: E731
         if target_name:
             from rebuild.image import check_image
             from rebuild.targets import load_target
 
             target = load_target(target_name)
-            wrap = target.wrap
-        try:
-            engine.connect()  # importing the SDK is CPU work: done before the query thread, not beside the manifest
-        except RebuildError:
-            deps.load_floors(manifest_path)  # a bad manifest still wins over a missing engine
-            raise
-
-        def query() -> dict:
-            return deps.installed_from_image(engine, check_image(target, engine) if target_name else image, wrap)
-
-        # the manifest loads while the container starts; a bad manifest still wins over an engine problem
-        try:
-            floors, versions = _alongside(lambda: deps.load_floors(manifest_path), query)
-        except KeyboardInterrupt:
-            engine.remove_all()
-            raise
+            floors, versions = deps.load_and_query(manifest_path, engine, lambda: check_image(target, engine), target.wrap)
+        else:
+            floors, versions = deps.load_and_query(manifest_path, engine, lambda: image)
     results = deps.check(floors, versions)
     click.echo(deps.results_json(results) if as_json else deps.format_table(results))
     if any(r.status != deps.OK for r in results):
         sys.exit(1)
-
-
-def _alongside(first, second):
-    """``(first(), second())`` with *second* in a thread (it waits on the engine while *first*
-    computes). *first*'s error wins: it is the user's input; *second* always finishes, so its
-    container is gone before this returns or raises."""
-    import threading
-
-    box: dict = {}
-
-    def run() -> None:
-        try:
-            box["value"] = second()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the main thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=run, name="rebuild-query")
-    worker.start()
-    try:
-        value = first()
-    finally:
-        worker.join()
-    if "error" in box:
-        raise box["error"]
-    return value, box["value"]
 
 
 @cli.command("audit-mc")

@@ -125,3 +125,57 @@ def test_exactly_one_source_is_required():
     assert proc.returncode == 2 and "exactly one of" in proc.stderr
     proc = run_cli("check-deps", "--manifest", "specs/rh73-floors.yaml", "--host", "--installed", "/dev/null")
     assert proc.returncode == 2
+
+
+def _query_engine():
+    from rebuild.deps import QUERY_TAG
+    from tests.unit.fake_engine import FakeEngine
+
+    listing = f"{QUERY_TAG} openssl (none) 0.9.6b 32.7\nnoise from the image\n{QUERY_TAG} pam 1 0.70 1\n".encode()
+    return FakeEngine(answers={("rpm", "-qa"): (0, listing)})
+
+
+def test_load_and_query_overlaps_and_returns_both(tmp_path):
+    from rebuild.deps import load_and_query
+
+    manifest = tmp_path / "floors.yaml"
+    manifest.write_text("floors:\n  openssl: 0.9.6b-32.7\n  pam: 0.75-46.7.3\n")
+    engine = _query_engine()
+    floors, installed = load_and_query(manifest, engine, lambda: "img")
+    assert [f.name for f in floors] == ["openssl", "pam"]
+    assert {r.name: r.status for r in check(floors, installed)} == {"openssl": OK, "pam": OK}
+    assert engine.live == 0
+
+
+def test_load_and_query_bad_manifest_wins_and_the_query_finishes(tmp_path):
+    from rebuild.deps import load_and_query
+    from rebuild.errors import EnvironmentProblem
+
+    manifest = tmp_path / "floors.yaml"
+    manifest.write_text("floors:\n  openssl: 0.9.6b 32.7\n")
+    engine = _query_engine()
+    with pytest.raises(ConfigError, match=r"floors\.yaml:2: "):
+        load_and_query(manifest, engine, lambda: "img")
+    assert engine.live == 0  # the query container was not left behind
+    engine.missing = EnvironmentProblem("Docker engine not reachable")
+    with pytest.raises(ConfigError):
+        load_and_query(manifest, engine, lambda: "img")
+
+
+def test_load_and_query_engine_errors_pass_through(tmp_path):
+    from rebuild.deps import load_and_query
+    from rebuild.errors import EnvironmentProblem
+
+    manifest = tmp_path / "floors.yaml"
+    manifest.write_text("floors:\n  openssl: 0.9.6b-32.7\n")
+    engine = _query_engine()
+    engine.missing = EnvironmentProblem("Docker engine not reachable")
+    with pytest.raises(EnvironmentProblem):
+        load_and_query(manifest, engine, lambda: "img")
+    engine = _query_engine()
+
+    def no_image() -> str:
+        raise EnvironmentProblem("image rebuild/rh73:1 is not in the engine")
+
+    with pytest.raises(EnvironmentProblem, match="not in the engine"):
+        load_and_query(manifest, engine, no_image)
