@@ -56,6 +56,7 @@ def main() -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         subprocess.run(["docker", "rmi", "rebuild-bench/rpmdb1000:1"], capture_output=True)
+        subprocess.run(["docker", "image", "prune", "-f", "--filter", "label=org.rebuild.test=1"], capture_output=True)
     row = {"floors": COUNT, "rebuild_s": round(median(rebuild_times), 3), "rpm_q_loop_s": round(loop, 3),
            "speedup": round(loop / median(rebuild_times), 1)}
     if args.json:

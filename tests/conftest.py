@@ -96,5 +96,7 @@ def pytest_sessionfinish(session, exitstatus):
         tags = [t for image in client.images.list() for t in image.tags if t.startswith("rebuild-test/")]
         for tag in tags:
             client.images.remove(tag, noprune=False)
+        # and earlier runs' images the helper made (it labels them), should a run have died before this
+        client.images.prune(filters={"dangling": True, "label": "org.rebuild.test=1"})
     except Exception:  # noqa: BLE001 - no engine (unit runs) or an image in use: nothing to tidy
         pass
