@@ -22,7 +22,10 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	@touch $@
 
+# An editable install is not byte-compiled as a wheel install is: compile it here (only changed
+# files), so every run does not compile rebuild from source when PYTHONDONTWRITEBYTECODE is set.
 venv: $(VENV)/.installed
+	@$(VENV)/bin/python -m compileall -q rebuild
 
 image: venv
 	$(REBUILD) image testroot
