@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rebuild.config import check_keys, expect_mapping, load_yaml
 from rebuild.errors import CheckFailed, ConfigError, EnvironmentProblem, RebuildError, UsageError
 from rebuild.evr import EVR, compare_evr, parse
-from rebuild.rpmfile import sha256_file
 
 # In a container stdout and stderr arrive as one stream: the query tags its own lines.
 QUERY_TAG = "rebuild-pkg"
@@ -44,6 +42,9 @@ class FloorResult:
 
 def load_floors(path: Path) -> list[Floor]:
     """Read a floors manifest; every problem is one line with the file and line number."""
+    # imported here: with --image, YAML loads while the query container starts (load_and_query)
+    from rebuild.config import check_keys, expect_mapping, load_yaml
+
     path = Path(path)
     data = expect_mapping(load_yaml(path), path, "a floors manifest", 1)
     check_keys(data, ("floors",), path, "the floors manifest", required=("floors",))
@@ -206,6 +207,8 @@ def format_table(results: list[FloorResult]) -> str:
 
 def check_in_container(floors_path: Path, target, box, manifest: dict, log, *, skip: bool) -> None:
     """The build's preflight: stop with the table (exit 1) unless every floor is met or *skip*."""
+    from rebuild.rpmfile import sha256_file
+
     floors = load_floors(floors_path)
     with log.step(f"check {len(floors)} dependency floors ({floors_path.name})"):
         results = check(floors, installed_from_container(box, target.wrap))
