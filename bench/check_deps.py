@@ -38,8 +38,9 @@ def main() -> dict:
         manifest = tmp / "floors.yaml"
         manifest.write_text("floors:\n" + "".join(f'  {n}: "1.{i % 7}-{i % 5}.el"\n' for i, (n, *_rest) in enumerate(packages)))
         names = " ".join(n for n, *_ in packages)
-        rebuild_times, loops = [], []
-        # rounds of rebuild runs and one loop each: a slow spell of the machine hits both sides.
+        rebuild_times, loops, ratios = [], [], []
+        # rounds of rebuild runs and one loop each, the ratio taken per round: a slow spell of the
+        # machine hits both sides of a ratio.
         # The loop's container lives only for its loop: a running container slows every other
         # container start on this engine by about 60 ms.
         for _ in range(args.rounds):
@@ -56,6 +57,7 @@ def main() -> dict:
                 subprocess.run(["docker", "exec", container, "sh", "-c",
                                 f"for p in {names}; do rpm -q $p >/dev/null; done"], check=True)
                 loops.append(time.perf_counter() - start)
+                ratios.append(loops[-1] / median(rebuild_times[-args.runs:]))
             finally:
                 subprocess.run(["docker", "rm", "-f", container], capture_output=True)
     finally:
@@ -63,14 +65,14 @@ def main() -> dict:
         subprocess.run(["docker", "rmi", "rebuild-bench/rpmdb1000:1"], capture_output=True)
         subprocess.run(["docker", "image", "prune", "-f", "--filter", "label=org.rebuild.test=1"], capture_output=True)
     row = {"floors": COUNT, "rebuild_s": round(median(rebuild_times), 3), "rpm_q_loop_s": round(median(loops), 3),
-           "speedup": round(median(loops) / median(rebuild_times), 1)}
+           "speedup": round(median(ratios), 1), "speedup_per_round": [round(r, 1) for r in ratios]}
     if args.json:
         print(json.dumps(row))
     else:
         print(f"check-deps, {COUNT} floors vs {COUNT} installed packages")
         print(f"  rebuild check-deps --image (whole process, median of {len(rebuild_times)}): {row['rebuild_s']} s")
         print(f"  one rpm -q per package in one container (median of {len(loops)}): {row['rpm_q_loop_s']} s")
-        print(f"  speedup: {row['speedup']}x   (targets: < 3 s, >= 20x)")
+        print(f"  speedup: {row['speedup']}x, median of the rounds' {row['speedup_per_round']}   (targets: < 3 s, >= 20x)")
     return row
 
 

@@ -7,7 +7,6 @@ host's rpmdb, or a saved list; the library returns results and never prints.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -119,9 +118,11 @@ def installed_from_container(box, wrap=lambda argv: argv, user: str | None = Non
     return _parse_query(code, b"".join(chunks))
 
 
-def installed_from_image(engine, image: str, wrap=lambda argv: argv) -> dict[str, list[EVR]]:
-    """One ``rpm -qa --qf`` query as the only process of a fresh container of *image*."""
-    code, output = engine.run_once(image, wrap(["rpm", "-qa", "--qf", QUERY_FORMAT]))
+def installed_from_image(engine, image: str, wrap=lambda argv: argv,
+                         meanwhile: Callable[[], None] | None = None) -> dict[str, list[EVR]]:
+    """One ``rpm -qa --qf`` query as the only process of a fresh container of *image*
+    (*meanwhile* runs while the engine starts it)."""
+    code, output = engine.run_once(image, wrap(["rpm", "-qa", "--qf", QUERY_FORMAT]), meanwhile=meanwhile)
     return _parse_query(code, output)
 
 
@@ -129,35 +130,22 @@ def load_and_query(manifest: Path, engine, image: Callable[[], str],
                    wrap=lambda argv: argv) -> tuple[list[Floor], dict[str, list[EVR]]]:
     """The floors of *manifest* and the installed versions of the image *image()* names.
 
-    The container starts, in a second thread, while the manifest loads here. A bad manifest
-    still wins over a missing engine or image (the user's input comes first), and the query
-    always finishes, so its container is gone before this returns or raises."""
+    The manifest loads while the engine starts the query container. A bad manifest still wins
+    over a missing engine or image (the user's input comes first); the container is removed
+    before this returns or raises."""
+    state: dict = {}
+
+    def load() -> None:
+        state["tried"] = True
+        state["floors"] = load_floors(manifest)
+
     try:
-        engine.connect()  # importing the SDK is CPU work: done before the thread, not beside the manifest
+        installed = installed_from_image(engine, image(), wrap, meanwhile=load)
     except RebuildError:
-        load_floors(manifest)
+        if "tried" not in state:
+            load_floors(manifest)
         raise
-    box: dict = {}
-
-    def query() -> None:
-        try:
-            box["installed"] = installed_from_image(engine, image(), wrap)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the calling thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=query, name="rebuild-query")
-    worker.start()
-    try:
-        try:
-            floors = load_floors(manifest)
-        finally:
-            worker.join()
-    except KeyboardInterrupt:
-        engine.remove_all()
-        raise
-    if "error" in box:
-        raise box["error"]
-    return floors, box["installed"]
+    return state["floors"], installed
 
 
 def _parse_query(code: int, output: bytes) -> dict[str, list[EVR]]:

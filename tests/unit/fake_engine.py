@@ -27,27 +27,22 @@ class FakeContainer:
 
 @dataclass
 class FakeEngine:
-    """Hands out one FakeContainer per container() call and records commits."""
+    """Hands out one FakeContainer per container() call, answers run_once() the same way, and
+    records commits."""
 
     answers: dict[tuple[str, ...], tuple[int, bytes]] = field(default_factory=dict)
     boxes: list[FakeContainer] = field(default_factory=list)
     committed: list[str] = field(default_factory=list)
-    missing: Exception | None = None  # raised by connect(), as when no engine answers
+    missing: Exception | None = None  # raised by run_once(), as when no engine answers
     live: int = 0  # one-shot containers started and not yet removed
 
-    def connect(self) -> None:
+    def run_once(self, image, argv, *, user=None, meanwhile=None):
         if self.missing is not None:
             raise self.missing
-
-    def remove_all(self) -> None:
-        self.live = 0
-
-    def run_once(self, image, argv, *, user=None):
-        import time
-
         self.live += 1
         try:
-            time.sleep(0.05)  # the engine's start-up: the caller does its own work meanwhile
+            if meanwhile is not None:
+                meanwhile()
             box = FakeContainer(dict(self.answers))
             chunks: list[bytes] = []
             return box.run(argv, output=chunks.append), b"".join(chunks)
