@@ -135,3 +135,24 @@ def test_query_container_takes_its_anonymous_volumes_along(floors_image, manifes
     proc = run_cli("-q", "check-deps", "--manifest", str(manifest), "--image", image)
     assert proc.returncode == 1, proc.stderr
     assert {v.name for v in client.volumes.list()} - before == set()
+
+
+def test_ctrl_c_at_any_moment_leaves_no_container(floors_image, manifest):
+    import signal
+    import sys
+    import time
+
+    before = _ours()
+    codes = set()
+    for delay in (0.1, 0.2, 0.25, 0.3, 0.35, 0.45):
+        proc = subprocess.Popen([sys.executable, "-m", "rebuild", "-q", "check-deps", "--manifest", str(manifest),
+                                 "--image", floors_image], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        codes.add(proc.returncode)
+        assert proc.returncode in (1, 130), err
+        assert "Traceback" not in err
+        assert _ours() == before, f"a container was left after SIGINT at {delay} s"
+    assert 130 in codes
