@@ -354,6 +354,12 @@ class _Download:
             try:
                 response = self.session.get(url, headers=headers, stream=True, allow_redirects=False,
                                             timeout=(self.options.connect_timeout, self.options.read_timeout))
+            except requests.exceptions.SSLError as exc:
+                untrusted = re.search(r"certificate verify failed: ([^(']+)", str(exc))
+                if untrusted:  # not transient: no retry
+                    raise _GiveUp(f"TLS certificate not trusted ({untrusted.group(1).strip()}); for a private CA"
+                                  " set REQUESTS_CA_BUNDLE=/path/to/ca.pem") from None
+                raise _Retry(f"TLS handshake failed ({_short(exc)})") from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise _Retry(_short(exc)) from None
             if response.is_redirect:

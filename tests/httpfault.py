@@ -28,6 +28,7 @@ class FaultServer:
     faults: dict[str, list[str]] = field(default_factory=dict)
     ignore_range: set[str] = field(default_factory=set)
     throttle: int | None = None
+    tls: tuple[str, str] | None = None  # (certificate, key) files: serve https
     seen: list[Seen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -54,6 +55,13 @@ class FaultServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.handle_error = lambda request, address: None  # a client hanging up mid-answer is a test's point
+        if self.tls:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            # the handshake happens in the handler's thread, where a client's refusal is just a closed request
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True, do_handshake_on_connect=False)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def settled(self) -> list[Seen]:
@@ -65,7 +73,7 @@ class FaultServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     def __enter__(self) -> "FaultServer":
         self.thread.start()

@@ -268,3 +268,28 @@ def test_sigint_leaves_no_file_in_the_cache(srpm, tmp_path):
         _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
     assert [p for p in cache_dir.rglob("*") if p.is_file()] == []
+
+
+@pytest.fixture(scope="module")
+def tls_pair(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 (the test's own CA, trusted by nothing)."""
+    tmp = tmp_path_factory.mktemp("tls")
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_https_untrusted_certificate_is_one_clear_error_without_retries(srpm, tls_pair, tmp_path):
+    with FaultServer(files={PATH: srpm}, tls=tls_pair) as srv:
+        env = {"REBUILD_CACHE": str(tmp_path / "cache")}
+        proc = run_cli("fetch", srv.url + PATH, "--sha256", sha(srpm), env=env)
+        assert proc.returncode == 3, proc.stderr
+        assert "TLS certificate not trusted (self-signed certificate)" in proc.stderr
+        assert "REQUESTS_CA_BUNDLE" in proc.stderr and "retrying" not in proc.stderr
+        assert not (tmp_path / "cache" / "srpms" / "sha256").exists()
+        # trusting the test's CA is the operator's fix
+        proc = run_cli("-q", "fetch", srv.url + PATH, "--sha256", sha(srpm), env={**env, "REQUESTS_CA_BUNDLE": tls_pair[0]})
+        assert proc.returncode == 0, proc.stderr
+        assert Path(proc.stdout.strip()).read_bytes() == srpm
