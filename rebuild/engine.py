@@ -101,6 +101,29 @@ class DockerContainer:
         return self._api.commit(self.id, repository=repository or tag, tag=version or "latest")["Id"]
 
 
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """SIGINT and SIGTERM arriving in the block take effect when it ends (main thread only; other
+    threads never receive them)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: held.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum in held[:1]:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)  # Python's SIGINT handler (or rebuild's SIGTERM one) raises here
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
 def _while_starting(start: Callable[[], object], meanwhile: Callable[[], None]) -> None:
     """``start()`` in a second thread (it waits on the engine) while ``meanwhile()`` computes here.
 
@@ -230,13 +253,16 @@ class DockerEngine:
             binds.append(docker.types.Mount("/etc/hosts", str(hosts), type="bind", read_only=True))
         created = None
         try:
-            created = api.create_container(
-                image, command=command, name=name, hostname=hostname, user=user, network_disabled=True,
-                labels={LABEL: "1", f"{LABEL}.pid": str(os.getpid())},
-                host_config=api.create_host_config(network_mode="none", mounts=binds),
-            )
-            with self._lock:
-                self._live.add((created["Id"], name))
+            # Ctrl-C waits for the create's answer: cut short, the engine would still make the
+            # container after we hung up, and nothing would remove it
+            with _interrupts_held():
+                created = api.create_container(
+                    image, command=command, name=name, hostname=hostname, user=user, network_disabled=True,
+                    labels={LABEL: "1", f"{LABEL}.pid": str(os.getpid())},
+                    host_config=api.create_host_config(network_mode="none", mounts=binds),
+                )
+                with self._lock:
+                    self._live.add((created["Id"], name))
             # attach_socket: attach() would first inspect the container to learn it has no tty
             stream = api.attach_socket(created["Id"], params={"stdout": 1, "stderr": 1, "stream": 1}) if attach else None
             if meanwhile is None:
