@@ -66,6 +66,25 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subpro
     )
 
 
+def rebuild_containers() -> set[str]:
+    """The containers rebuild made (label org.rebuild) that exist now."""
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=org.rebuild"], capture_output=True, text=True,
+                         check=True)
+    return set(out.stdout.split())
+
+
+@pytest.fixture
+def new_containers():
+    """``new_containers()``: rebuild's containers made since the test began and still there.
+    Containers the machine had before do not count; what a failed test leaves is removed after it,
+    so one failure does not fail the tests that follow."""
+    before = rebuild_containers()
+    yield lambda: rebuild_containers() - before
+    left = rebuild_containers() - before
+    if left:
+        subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def engine():
     from rebuild.engine import DockerEngine

@@ -18,18 +18,11 @@ from tests.conftest import ROOT, copy_case, make_srpm, run_cli, write_recipe
 pytestmark = pytest.mark.docker
 
 
-def _containers() -> list[str]:
-    out = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", "label=org.rebuild"], capture_output=True, text=True, check=True
-    ).stdout
-    return out.split()
-
-
 def _results(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir() if p.name != ".index") if out.exists() else []
 
 
-def test_noarch_build_outputs_match_manifest(tmp_path, testroot):
+def test_noarch_build_outputs_match_manifest(tmp_path, testroot, new_containers):
     srpm = make_srpm(copy_case("noarch", tmp_path) / "greeting.spec", tmp_path / "src")
     recipe = write_recipe(tmp_path, srpm)
     out = tmp_path / "out"
@@ -55,7 +48,7 @@ def test_noarch_build_outputs_match_manifest(tmp_path, testroot):
     assert phases[:3] == ["source", "image", "verify-source"] and "rpmbuild" in phases and phases[-1] == "collect"
     assert "Wrote:" in (result / "build.log").read_text()
     assert [p.name for p in out.glob(".*")] == [".index"], "no temporary folders left behind"
-    assert _containers() == []
+    assert new_containers() == set()
 
 
 def test_compiled_program_from_payload_runs(tmp_path, testroot):
@@ -71,7 +64,7 @@ def test_compiled_program_from_payload_runs(tmp_path, testroot):
     assert subprocess.run([str(binary)], capture_output=True, text=True).stdout == "cprog errata 80\n"
 
 
-def test_failed_build_exits_10_with_log_and_no_result(tmp_path, testroot):
+def test_failed_build_exits_10_with_log_and_no_result(tmp_path, testroot, new_containers):
     srpm = make_srpm(copy_case("failing", tmp_path) / "failing.spec", tmp_path / "src")
     recipe = write_recipe(tmp_path, srpm)
     out = tmp_path / "out"
@@ -83,11 +76,11 @@ def test_failed_build_exits_10_with_log_and_no_result(tmp_path, testroot):
     assert "compiler says no" in log.read_text()
     assert _results(out) == ["failing-1-1.failed"], "no result directory"
     assert "Traceback" not in proc.stderr
-    assert _containers() == []
+    assert new_containers() == set()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_removes_container_and_partial_result(tmp_path, testroot, sig):
+def test_interrupt_removes_container_and_partial_result(tmp_path, testroot, sig, new_containers):
     srpm = make_srpm(copy_case("slow", tmp_path) / "slow.spec", tmp_path / "src")
     recipe = write_recipe(tmp_path, srpm)
     out = tmp_path / "out"
@@ -104,13 +97,18 @@ def test_interrupt_removes_container_and_partial_result(tmp_path, testroot, sig)
     else:
         proc.kill()
         pytest.fail("the build never reached rpmbuild")
-    time.sleep(0.5)
-    assert _containers(), "a container runs while building"
-    proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        time.sleep(0.5)
+        assert new_containers(), "a container runs while building"
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # a failed assertion must not leave the build running
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
-    assert _containers() == []
+    assert new_containers() == set()
     assert not [p for p in _results(out) if not p.endswith(".failed")], "no result directory, no temp folders"
 
 

@@ -14,11 +14,6 @@ from tests.conftest import ROOT, copy_case, make_srpm, run_cli, write_recipe
 pytestmark = pytest.mark.docker
 
 
-def _containers() -> list[str]:
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=org.rebuild"], capture_output=True, text=True)
-    return out.stdout.split()
-
-
 @pytest.fixture
 def greeting(tmp_path, testroot):
     srpm = make_srpm(copy_case("noarch", tmp_path) / "greeting.spec", tmp_path / "src")
@@ -67,7 +62,7 @@ def test_corrupted_cached_file_triggers_rebuild(tmp_path, greeting):
     assert all(sha256_file(out / "greeting-2.1-3" / o["file"]) == o["sha256"] for o in manifest["outputs"])
 
 
-def test_two_concurrent_builds_of_one_recipe_leave_one_intact_result(tmp_path, greeting):
+def test_two_concurrent_builds_of_one_recipe_leave_one_intact_result(tmp_path, greeting, new_containers):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "rebuild", "-q", "build", str(greeting), "--out", str(out), "--force"]
     procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
@@ -77,10 +72,10 @@ def test_two_concurrent_builds_of_one_recipe_leave_one_intact_result(tmp_path, g
     assert sorted(p.name for p in out.iterdir()) == [".index", "greeting-2.1-3"]
     proc = run_cli("build", str(greeting), "--out", str(out))
     assert "up to date" in proc.stderr, "the index and the stored result agree"
-    assert _containers() == []
+    assert new_containers() == set()
 
 
-def test_parallel_builds_one_failure_does_not_stop_others(tmp_path, testroot):
+def test_parallel_builds_one_failure_does_not_stop_others(tmp_path, testroot, new_containers):
     recipes = []
     for case, spec in (("noarch", "greeting.spec"), ("failing", "failing.spec"), ("cprog", "cprog.spec")):
         srpm = make_srpm(copy_case(case, tmp_path) / spec, tmp_path / f"src-{case}")
@@ -101,10 +96,10 @@ def test_parallel_builds_one_failure_does_not_stop_others(tmp_path, testroot):
     again = run_cli("build", recipes[0], recipes[2], "--out", str(out), "--jobs", "2")
     assert again.returncode == 0
     assert again.stderr.count("cached") == 2
-    assert _containers() == []
+    assert new_containers() == set()
 
 
-def test_ctrl_c_stops_all_parallel_builds(tmp_path, testroot):
+def test_ctrl_c_stops_all_parallel_builds(tmp_path, testroot, new_containers):
     import signal
 
     recipes = []
@@ -117,13 +112,18 @@ def test_ctrl_c_stops_all_parallel_builds(tmp_path, testroot):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "rebuild", "build", *recipes, "--out", str(out), "--jobs", "2"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while len(_containers()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert len(_containers()) == 2
-    time.sleep(1)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while len(new_containers()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(new_containers()) == 2
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # a failed assertion must not leave the builds running
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 130, stderr
-    assert _containers() == []
+    assert new_containers() == set()
     assert not [p for p in out.iterdir() if not p.name.endswith(".failed") and p.name != ".index"]

@@ -100,23 +100,17 @@ def test_build_preflight_passes_when_floors_met(tmp_path, testroot):
     assert (ROOT / "specs/rh73-floors.yaml").exists()
 
 
-def test_check_deps_bad_manifest_beats_the_engine_and_leaves_no_container(floors_image, tmp_path):
+def test_check_deps_bad_manifest_beats_the_engine_and_leaves_no_container(floors_image, tmp_path, new_containers):
     """The manifest loads while the query container starts: its error still wins, one line, exit 2,
     and the container it did not need is gone by the time the command returns."""
     bad = tmp_path / "floors.yaml"
     bad.write_text("floors:\n  openssl: 0.9.6b-32.7\n  pam: 0.75 46\n")
-    before = _ours()
     proc = run_cli("-q", "check-deps", "--manifest", str(bad), "--image", floors_image)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and f"{bad}:3" in proc.stderr
-    assert _ours() == before
+    assert new_containers() == set()
     proc = run_cli("-q", "check-deps", "--manifest", str(bad), "--image", "rebuild-test/nosuch:0")
     assert proc.returncode == 2, proc.stderr
-
-
-def _ours() -> set[str]:
-    out = subprocess.run(["docker", "ps", "-aq", "--filter", "label=org.rebuild"], capture_output=True, text=True, check=True)
-    return set(out.stdout.split())
 
 
 def test_query_container_takes_its_anonymous_volumes_along(floors_image, manifest):
@@ -137,12 +131,11 @@ def test_query_container_takes_its_anonymous_volumes_along(floors_image, manifes
     assert {v.name for v in client.volumes.list()} - before == set()
 
 
-def test_ctrl_c_at_any_moment_leaves_no_container(floors_image, manifest):
+def test_ctrl_c_at_any_moment_leaves_no_container(floors_image, manifest, new_containers):
     import signal
     import sys
     import time
 
-    before = _ours()
     codes = set()
     for delay in [0.1 + 0.02 * i for i in range(20)]:  # the create's window is ~10 ms wide: sweep densely
         proc = subprocess.Popen([sys.executable, "-m", "rebuild", "-q", "check-deps", "--manifest", str(manifest),
@@ -154,5 +147,5 @@ def test_ctrl_c_at_any_moment_leaves_no_container(floors_image, manifest):
         codes.add(proc.returncode)
         assert proc.returncode in (1, 130), err
         assert "Traceback" not in err
-        assert _ours() == before, f"a container was left after SIGINT at {delay} s"
+        assert new_containers() == set(), f"a container was left after SIGINT at {delay} s"
     assert 130 in codes
