@@ -251,7 +251,7 @@ class DockerEngine:
             hosts.write_text(f"127.0.0.1\t{hostname} {short} localhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
             hosts.chmod(0o644)
             binds.append(docker.types.Mount("/etc/hosts", str(hosts), type="bind", read_only=True))
-        created = None
+        created = stream = None
         try:
             # Ctrl-C waits for the create's answer: cut short, the engine would still make the
             # container after we hung up, and nothing would remove it
@@ -277,6 +277,8 @@ class DockerEngine:
         except docker.errors.APIError as exc:
             raise error(f"container {name}: {exc.explanation or exc}") from None
         finally:
+            if stream is not None:
+                stream.close()
             if created is not None:
                 self._remove(created["Id"], name)
             if hosts_dir:
@@ -298,10 +300,7 @@ class DockerEngine:
         self._log.command(["docker", "run", "--rm", "--network", "none", image, *argv], "engine")
         with self._started(image, argv, error=EnvironmentProblem, user=user or "", attach=True,
                            meanwhile=meanwhile) as (container_id, _, sock):
-            try:
-                output = b"".join(data for _, data in frames_iter(sock, tty=False))  # ends when the process does
-            finally:
-                sock.close()
+            output = b"".join(data for _, data in frames_iter(sock, tty=False))  # ends when the process does
             return int(self.client.api.wait(container_id)["StatusCode"]), output
 
     def _remove(self, container_id: str, name: str) -> None:
