@@ -42,6 +42,9 @@ def main() -> int:
     if fetch:
         rows.append(("fetch rate vs curl", f"{fetch['ratio']}", ">= 0.8", fetch["ratio"] >= 0.8))
         rows.append(("fetch rate vs curl + sha256", f"{fetch['ratio_same_work']}", "(shown)", True))
+    floor = run("fetch_floor.py")
+    if floor:
+        rows.append(("minimal downloader + sha256 vs curl", f"{floor['ratio_minimal_sha256']}", "(floor)", True))
         rows.append(("fetch peak RSS", f"{fetch['peak_rss_mib']} MiB", "< 100 MiB", fetch["peak_rss_mib"] < 100))
         rows.append(("cached re-fetch", f"{fetch['cached_s']} s", "< 0.5 s", fetch["cached_s"] < 0.5))
     width = max(len(r[0]) for r in rows) if rows else 10
