@@ -18,7 +18,9 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from common import REBUILD, median, workdir
 
@@ -57,6 +59,19 @@ def run_timed(argv: list[str], env: dict | None = None) -> tuple[float, int]:
     return float(seconds), int(peak)
 
 
+@contextmanager
+def file_server(folder: Path) -> Iterator[str]:
+    """bench/fileserver.py serving *folder* on loopback; yields its URL. Its own process: a forked
+    child's peak RSS would otherwise count this one's pages."""
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fileserver.py")), str(folder)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        yield server.stdout.readline().strip()
+    finally:
+        server.kill()
+        server.wait()
+
+
 def main() -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
@@ -67,11 +82,8 @@ def main() -> dict:
         srpm = big_srpm(tmp)
         with srpm.open("rb") as fh:
             digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        # the server runs in its own process: a forked child's peak RSS would otherwise count this one's pages
-        server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fileserver.py")), str(srpm.parent)],
-                                  stdout=subprocess.PIPE, text=True)
-        try:
-            url = f"{server.stdout.readline().strip()}/{srpm.name}"
+        with file_server(srpm.parent) as base:
+            url = f"{base}/{srpm.name}"
             ours, theirs, verified, rss = [], [], [], []
             digest_after = 'curl -sf -o "$1" "$2" && openssl dgst -sha256 "$1" >/dev/null'
             cache = tmp / "cache"
@@ -91,9 +103,6 @@ def main() -> dict:
                 ours.append(t)
                 rss.append(peak)
             cached = [run_timed([*REBUILD, "-q", "fetch", url, "--sha256", digest], env)[0] for _ in range(3)]
-        finally:
-            server.kill()
-            server.wait()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("per run (s): rebuild", [round(x, 2) for x in ours], "curl", [round(x, 2) for x in theirs],

@@ -14,12 +14,10 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 from common import median, workdir
-from fetch import big_srpm, run_timed
+from fetch import big_srpm, file_server, run_timed
 
 # The downloader under test, run as `python -c MINIMAL URL OUT HASH(0|1)`.
 MINIMAL = r"""
@@ -69,10 +67,8 @@ def main() -> dict:
     tmp = workdir()
     try:
         srpm = big_srpm(tmp)
-        server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fileserver.py")), str(srpm.parent)],
-                                  stdout=subprocess.PIPE, text=True)
-        try:
-            url = f"{server.stdout.readline().strip()}/{srpm.name}"
+        with file_server(srpm.parent) as base:
+            url = f"{base}/{srpm.name}"
             out = tmp / "download"
             times: dict[str, list[float]] = {"curl": [], "minimal": [], "minimal+sha256": []}
             for _ in range(args.runs):
@@ -82,9 +78,6 @@ def main() -> dict:
                     os.sync()
                     times[label].append(run_timed(argv)[0])
                     out.unlink()
-        finally:
-            server.kill()
-            server.wait()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     curl = median(times["curl"])
