@@ -9,12 +9,13 @@ package and for a generated package whose bare build takes about 10 s. Targets: 
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import sys
 
-from common import REBUILD, ROOT, compile_spec, make_srpm, median, testroot, timed, workdir, write_recipe
+from common import (
+    REBUILD, ROOT, compile_spec, make_srpm, median, options,
+    report, testroot, timed, workdir, write_recipe,
+)
 
 
 def bare(image: str, srpm) -> list[str]:
@@ -51,10 +52,7 @@ def measure(label: str, image: str, srpm, recipe, runs: int, tmp) -> dict:
 
 
 def main() -> list[dict]:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = options(runs=7)
     _, image = testroot()
     tmp = workdir()
     try:
@@ -72,13 +70,11 @@ def main() -> list[dict]:
         ]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if args.json:
-        print(json.dumps(rows))
-    else:
-        print(f"{'package':<18} {'bare s':>8} {'rebuild s':>10} {'overhead s':>11} {'ratio':>6}")
-        for r in rows:
-            print(f"{r['package']:<18} {r['bare_s']:>8} {r['rebuild_s']:>10} {r['overhead_s']:>11} {r['ratio']:>6}")
-        print("targets: overhead < 0.5 s; ratio <= 1.05 on the ~10 s package")
+    report(rows, args,
+           f"{'package':<18} {'bare s':>8} {'rebuild s':>10} {'overhead s':>11} {'ratio':>6}",
+           *(f"{r['package']:<18} {r['bare_s']:>8} {r['rebuild_s']:>10} {r['overhead_s']:>11} {r['ratio']:>6}"
+             for r in rows),
+           "targets: overhead < 0.5 s; ratio <= 1.05 on the ~10 s package")
     return rows
 
 

@@ -8,14 +8,12 @@ Targets: under 3 s, and at least 20x faster than the loop.
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import subprocess
 import sys
 import time
 
-from common import REBUILD, ROOT, median, testroot, workdir
+from common import REBUILD, ROOT, median, options, report, testroot, workdir
 
 sys.path.insert(0, str(ROOT))
 from tests.rpmdb_image import build_packages, image_with_packages  # noqa: E402
@@ -24,11 +22,7 @@ COUNT = 1000
 
 
 def main() -> dict:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5, help="rebuild runs per round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds, each ending with one rpm -q loop")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = options(runs=5, rounds=3)
     _, base = testroot()
     tmp = workdir()
     try:
@@ -66,13 +60,10 @@ def main() -> dict:
         subprocess.run(["docker", "image", "prune", "-f", "--filter", "label=org.rebuild.test=1"], capture_output=True)
     row = {"floors": COUNT, "rebuild_s": round(median(rebuild_times), 3), "rpm_q_loop_s": round(median(loops), 3),
            "speedup": round(median(ratios), 1), "speedup_per_round": [round(r, 1) for r in ratios]}
-    if args.json:
-        print(json.dumps(row))
-    else:
-        print(f"check-deps, {COUNT} floors vs {COUNT} installed packages")
-        print(f"  rebuild check-deps --image (whole process, median of {len(rebuild_times)}): {row['rebuild_s']} s")
-        print(f"  one rpm -q per package in one container (median of {len(loops)}): {row['rpm_q_loop_s']} s")
-        print(f"  speedup: {row['speedup']}x, median of the rounds' {row['speedup_per_round']}   (targets: < 3 s, >= 20x)")
+    report(row, args, f"check-deps, {COUNT} floors vs {COUNT} installed packages",
+           f"  rebuild check-deps --image (whole process, median of {len(rebuild_times)}): {row['rebuild_s']} s",
+           f"  one rpm -q per package in one container (median of {len(loops)}): {row['rpm_q_loop_s']} s",
+           f"  speedup: {row['speedup']}x, median of the rounds' {row['speedup_per_round']}   (targets: < 3 s, >= 20x)")
     return row
 
 

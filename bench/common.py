@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -92,3 +94,18 @@ def median(values: list[float]) -> float:
 
 def workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="rebuild-bench-"))
+
+
+def options(runs: int, rounds: int | None = None) -> argparse.Namespace:
+    """The flags every benchmark takes: --runs, --json (and --rounds where it pairs rounds)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=runs, help="runs (per round, with rounds)")
+    if rounds is not None:
+        parser.add_argument("--rounds", type=int, default=rounds, help="rounds, each ending with the baseline")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    return parser.parse_args()
+
+
+def report(figures, args: argparse.Namespace, *lines: str) -> None:
+    """The figures as one JSON line (for run_all.py) with --json, else the lines for a person."""
+    print(json.dumps(figures) if args.json else "\n".join(lines))

@@ -11,9 +11,7 @@ machine), then rebuild into an empty cache. The second baseline shows what the d
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -22,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from common import REBUILD, median, workdir
+from common import REBUILD, median, options, report, workdir
 
 SIZE = 256 << 20
 
@@ -73,10 +71,7 @@ def file_server(folder: Path) -> Iterator[str]:
 
 
 def main() -> dict:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = options(runs=5)
     tmp = workdir()
     try:
         srpm = big_srpm(tmp)
@@ -117,13 +112,10 @@ def main() -> dict:
         "peak_rss_mib": round(max(rss) / 1024, 1),
         "cached_s": round(median(cached), 3),
     }
-    if args.json:
-        print(json.dumps(row))
-    else:
-        print(f"fetch 256 MiB over loopback (whole processes, median of {args.runs}):")
-        print(f"  rebuild {row['rebuild_mib_s']} MiB/s, curl {row['curl_mib_s']} MiB/s: ratio {row['ratio']} (target >= 0.8)")
-        print(f"  curl then openssl sha256 {row['curl_sha256_mib_s']} MiB/s: ratio {row['ratio_same_work']} (same work)")
-        print(f"  rebuild peak RSS {row['peak_rss_mib']} MiB (target < 100); cached re-fetch {row['cached_s']} s (target < 0.5)")
+    report(row, args, f"fetch 256 MiB over loopback (whole processes, median of {args.runs}):",
+           f"  rebuild {row['rebuild_mib_s']} MiB/s, curl {row['curl_mib_s']} MiB/s: ratio {row['ratio']} (target >= 0.8)",
+           f"  curl then openssl sha256 {row['curl_sha256_mib_s']} MiB/s: ratio {row['ratio_same_work']} (same work)",
+           f"  rebuild peak RSS {row['peak_rss_mib']} MiB (target < 100); cached re-fetch {row['cached_s']} s (target < 0.5)")
     return row
 
 

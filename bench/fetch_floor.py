@@ -10,13 +10,11 @@ ratio to curl bounds what any downloader that verifies while it downloads can re
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import sys
 
-from common import median, workdir
+from common import median, options, report, workdir
 from fetch import big_srpm, file_server, run_timed
 
 # The downloader under test, run as `python -c MINIMAL URL OUT HASH(0|1)`.
@@ -60,10 +58,7 @@ assert got == length, (got, length)
 
 
 def main() -> dict:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = options(runs=7)
     tmp = workdir()
     try:
         srpm = big_srpm(tmp)
@@ -84,13 +79,10 @@ def main() -> dict:
     row = {label: round(median(t), 3) for label, t in times.items()}
     row["ratio_minimal"] = round(curl / median(times["minimal"]), 3)
     row["ratio_minimal_sha256"] = round(curl / median(times["minimal+sha256"]), 3)
-    if args.json:
-        print(json.dumps(row))
-    else:
-        print(f"256 MiB over loopback, whole processes, median of {args.runs}:")
-        print(f"  curl {row['curl']} s; minimal downloader {row['minimal']} s (ratio {row['ratio_minimal']});"
-              f" with sha256 {row['minimal+sha256']} s (ratio {row['ratio_minimal_sha256']})")
-        print("  the last ratio bounds a downloader that verifies what it downloads, on this machine")
+    report(row, args, f"256 MiB over loopback, whole processes, median of {args.runs}:",
+           f"  curl {row['curl']} s; minimal downloader {row['minimal']} s (ratio {row['ratio_minimal']});"
+           f" with sha256 {row['minimal+sha256']} s (ratio {row['ratio_minimal_sha256']})",
+           "  the last ratio bounds a downloader that verifies what it downloads, on this machine")
     return row
 
 

@@ -7,18 +7,16 @@ Targets: the second under 0.5 s and at least 20x faster than the first.
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 
-from common import REBUILD, compile_spec, make_srpm, median, testroot, timed, workdir, write_recipe
+from common import (
+    REBUILD, compile_spec, make_srpm, median, options, report,
+    testroot, timed, workdir, write_recipe,
+)
 
 
 def main() -> dict:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = options(runs=5)
     testroot()
     tmp = workdir()
     try:
@@ -32,11 +30,8 @@ def main() -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     row = {"first_s": round(first, 3), "noop_s": round(median(again), 3), "speedup": round(first / median(again), 1)}
-    if args.json:
-        print(json.dumps(row))
-    else:
-        print(f"no-op rebuild: first build {row['first_s']} s, unchanged rebuild {row['noop_s']} s "
-              f"(median of {args.runs}), {row['speedup']}x   (targets: < 0.5 s, >= 20x)")
+    report(row, args, f"no-op rebuild: first build {row['first_s']} s, unchanged rebuild {row['noop_s']} s "
+                      f"(median of {args.runs}), {row['speedup']}x   (targets: < 0.5 s, >= 20x)")
     return row
 
 

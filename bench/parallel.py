@@ -7,18 +7,16 @@ Target on 2 cores: ratio (jobs 2 / jobs 1) at most 0.65.
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 
-from common import REBUILD, compile_spec, make_srpm, median, testroot, timed, workdir, write_recipe
+from common import (
+    REBUILD, compile_spec, make_srpm, median, options, report,
+    testroot, timed, workdir, write_recipe,
+)
 
 
 def main() -> dict:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = options(runs=3)
     testroot()
     tmp = workdir()
     try:
@@ -37,11 +35,8 @@ def main() -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     ratios = [p / s for p, s in zip(parallel, serial)]
     row = {"jobs1_s": round(median(serial), 3), "jobs2_s": round(median(parallel), 3), "ratio": round(median(ratios), 3)}
-    if args.json:
-        print(json.dumps(row))
-    else:
-        print(f"4 recipes: --jobs 1 {row['jobs1_s']} s, --jobs 2 {row['jobs2_s']} s, "
-              f"ratio {row['ratio']} (median of {args.runs}; target <= 0.65 on 2 cores)")
+    report(row, args, f"4 recipes: --jobs 1 {row['jobs1_s']} s, --jobs 2 {row['jobs2_s']} s, "
+                      f"ratio {row['ratio']} (median of {args.runs}; target <= 0.65 on 2 cores)")
     return row
 
 

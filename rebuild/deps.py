@@ -133,19 +133,14 @@ def load_and_query(manifest: Path, engine, image: Callable[[], str],
     The manifest loads while the engine starts the query container. A bad manifest still wins
     over a missing engine or image (the user's input comes first); the container is removed
     before this returns or raises."""
-    state: dict = {}
-
-    def load() -> None:
-        state["tried"] = True
-        state["floors"] = load_floors(manifest)
-
+    loaded: list[list[Floor]] = []
     try:
-        installed = installed_from_image(engine, image(), wrap, meanwhile=load)
+        installed = installed_from_image(engine, image(), wrap, meanwhile=lambda: loaded.append(load_floors(manifest)))
     except RebuildError:
-        if "tried" not in state:
-            load_floors(manifest)
+        if not loaded:
+            load_floors(manifest)  # raises the manifest's own error, if it has one
         raise
-    return state["floors"], installed
+    return loaded[0], installed
 
 
 def _parse_query(code: int, output: bytes) -> dict[str, list[EVR]]:

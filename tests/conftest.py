@@ -7,7 +7,9 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -64,6 +66,20 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subpro
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+@contextmanager
+def cli_process(*args: str) -> Iterator[subprocess.Popen]:
+    """``python -m rebuild ARGS`` running (stdout and stderr piped, as text), for tests that
+    signal it; killed on the way out if it still runs, so a failed assertion leaves no build behind."""
+    proc = subprocess.Popen([sys.executable, "-m", "rebuild", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def rebuild_containers() -> set[str]:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from rebuild.rpmfile import payload, read_info, sha256_file
-from tests.conftest import ROOT, copy_case, make_srpm, run_cli, write_recipe
+from tests.conftest import cli_process, copy_case, make_srpm, run_cli, write_recipe
 
 pytestmark = pytest.mark.docker
 
@@ -84,28 +82,19 @@ def test_interrupt_removes_container_and_partial_result(tmp_path, testroot, sig,
     srpm = make_srpm(copy_case("slow", tmp_path) / "slow.spec", tmp_path / "src")
     recipe = write_recipe(tmp_path, srpm)
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rebuild", "build", str(recipe), "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        state = list(out.glob(".tmp-*/state.log"))
-        if state and "start rpmbuild" in state[0].read_text():
-            break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("the build never reached rpmbuild")
-    try:
+    with cli_process("build", str(recipe), "--out", str(out)) as proc:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = list(out.glob(".tmp-*/state.log"))
+            if state and "start rpmbuild" in state[0].read_text():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the build never reached rpmbuild")
         time.sleep(0.5)
         assert new_containers(), "a container runs while building"
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:  # a failed assertion must not leave the build running
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert new_containers() == set()

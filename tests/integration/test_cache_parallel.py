@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, copy_case, make_srpm, run_cli, write_recipe
+from tests.conftest import ROOT, cli_process, copy_case, make_srpm, run_cli, write_recipe
 
 pytestmark = pytest.mark.docker
 
@@ -110,9 +110,7 @@ def test_ctrl_c_stops_all_parallel_builds(tmp_path, testroot, new_containers):
         srpm = make_srpm(spec, tmp_path / f"src{n}")
         recipes.append(str(write_recipe(tmp_path, srpm)))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "rebuild", "build", *recipes, "--out", str(out), "--jobs", "2"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with cli_process("build", *recipes, "--out", str(out), "--jobs", "2") as proc:
         deadline = time.monotonic() + 60
         while len(new_containers()) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -120,10 +118,6 @@ def test_ctrl_c_stops_all_parallel_builds(tmp_path, testroot, new_containers):
         time.sleep(1)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:  # a failed assertion must not leave the builds running
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, stderr
     assert new_containers() == set()
     assert not [p for p in out.iterdir() if not p.name.endswith(".failed") and p.name != ".index"]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 from rebuild.image import read_pin
-from tests.conftest import ROOT, copy_case, make_srpm, run_cli, write_recipe
+from tests.conftest import ROOT, cli_process, copy_case, make_srpm, run_cli, write_recipe
 from tests.rpmdb_image import build_packages, image_with_packages
 
 pytestmark = pytest.mark.docker
@@ -133,17 +132,14 @@ def test_query_container_takes_its_anonymous_volumes_along(floors_image, manifes
 
 def test_ctrl_c_at_any_moment_leaves_no_container(floors_image, manifest, new_containers):
     import signal
-    import sys
     import time
 
     codes = set()
     for delay in [0.1 + 0.02 * i for i in range(20)]:  # the create's window is ~10 ms wide: sweep densely
-        proc = subprocess.Popen([sys.executable, "-m", "rebuild", "-q", "check-deps", "--manifest", str(manifest),
-                                 "--image", floors_image], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        with cli_process("-q", "check-deps", "--manifest", str(manifest), "--image", floors_image) as proc:
+            time.sleep(delay)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
         codes.add(proc.returncode)
         assert proc.returncode in (1, 130), err
         assert "Traceback" not in err

@@ -120,10 +120,15 @@ def test_signed_publish_verifies_with_that_key_only(tmp_path, results):
     assert entry["built_sha256"] == built["sha256"] != entry["sha256"], "signing changed the file, the index says both"
 
 
-def test_tampered_rpm_is_refused_and_repo_unchanged(tmp_path, results):
+def _published_noarch(tmp_path, results):
+    """A repository holding the noarch result, and its snapshot before the test's publish."""
     repo = tmp_path / "repo"
     assert run_cli("publish", str(results["noarch"]), "--repo", str(repo)).returncode == 0
-    before = snapshot(repo)
+    return repo, snapshot(repo)
+
+
+def test_tampered_rpm_is_refused_and_repo_unchanged(tmp_path, results):
+    repo, before = _published_noarch(tmp_path, results)
     bad = tmp_path / "bad"
     shutil.copytree(results["cprog"], bad)
     rpm = next((bad / "RPMS").rglob("*.rpm"))
@@ -138,9 +143,7 @@ def test_tampered_rpm_is_refused_and_repo_unchanged(tmp_path, results):
 
 
 def test_same_nevra_with_other_content_is_refused(tmp_path, results):
-    repo = tmp_path / "repo"
-    assert run_cli("publish", str(results["noarch"]), "--repo", str(repo)).returncode == 0
-    before = snapshot(repo)
+    repo, before = _published_noarch(tmp_path, results)
     other = tmp_path / "other"
     shutil.copytree(results["noarch"], other)
     manifest = json.loads((other / "manifest.json").read_text())
@@ -154,9 +157,7 @@ def test_same_nevra_with_other_content_is_refused(tmp_path, results):
 
 
 def test_interrupted_publish_leaves_old_repo_intact(tmp_path, results):
-    repo = tmp_path / "repo"
-    assert run_cli("publish", str(results["noarch"]), "--repo", str(repo)).returncode == 0
-    before = snapshot(repo)
+    repo, before = _published_noarch(tmp_path, results)
     slow = tmp_path / "bin"
     slow.mkdir()
     marker = tmp_path / "started"

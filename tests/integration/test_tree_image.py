@@ -97,22 +97,15 @@ def test_missing_package_is_named(tree, home):
     assert proc.returncode == 2 and "openssl-devel" in proc.stderr
 
 
+def _hostile_spec(name: str, install: str, files: str) -> str:
+    """A noarch spec whose %install and %files lines are given as they are."""
+    return (f"Name: {name}\nVersion: 1\nRelease: 1\nSummary: x\nLicense: MIT\nBuildArch: noarch\n"
+            f"%description\nx\n%install\n{install}\n%files\n{files}\n")
+
+
 def test_unsafe_payloads_are_refused(tmp_path):
-    link = build_rpm("""\
-        Name: evil-link
-        Version: 1
-        Release: 1
-        Summary: x
-        License: MIT
-        BuildArch: noarch
-        %description
-        x
-        %install
-        mkdir -p %{buildroot}
-        ln -s /tmp/outside %{buildroot}/evil
-        %files
-        /evil
-        """, tmp_path / "a")
+    link = build_rpm(_hostile_spec("evil-link", "mkdir -p %{buildroot}\nln -s /tmp/outside %{buildroot}/evil", "/evil"),
+                     tmp_path / "a")
     through = build_rpm(simple_spec("evil-write", "1", "1", "noarch", {"/evil/passwd": "owned"}), tmp_path / "b")
     root = tmp_path / "root"
     root.mkdir()
@@ -120,20 +113,8 @@ def test_unsafe_payloads_are_refused(tmp_path):
     with pytest.raises(UnsafePayload, match="written through the symlink /evil"):
         unpack(through, root)
     assert not Path("/tmp/outside/passwd").exists()
-    device = build_rpm("""\
-        Name: evil-dev
-        Version: 1
-        Release: 1
-        Summary: x
-        License: MIT
-        BuildArch: noarch
-        %description
-        x
-        %install
-        mkdir -p %{buildroot}/dev
-        %files
-        %dev(c, 1, 3) /dev/mynull
-        """, tmp_path / "c")
+    device = build_rpm(_hostile_spec("evil-dev", "mkdir -p %{buildroot}/dev", "%dev(c, 1, 3) /dev/mynull"),
+                       tmp_path / "c")
     with pytest.raises(UnsafePayload, match="device file /dev/mynull refused"):
         unpack(device, root)
     # a header whose directory names climb out of the root (same length, so the header still parses)
