@@ -363,8 +363,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _main(argv)
     finally:
-        # The work is done: keep the interpreter's last collections from walking every object of
-        # every imported module (about 40 ms of a check-deps run). Finalizers and atexit still run.
+        # The work is done and cleaned up. Python resets Ctrl-C to its default while it shuts
+        # down, so one arriving now would kill the process by signal instead of the exit code
+        # already chosen: ignore it from here on.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Keep the interpreter's last collections from walking every object of every imported
+        # module (about 40 ms of a check-deps run). Finalizers and atexit still run.
         gc.freeze()
 
 
