@@ -1,3 +1,3 @@
-from rebuild.cli import main
+from rebuild.cli.main import main
 
 main()

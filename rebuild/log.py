@@ -1,25 +1,25 @@
-"""Progress a person can follow: step lines with durations, echoed commands, CI folding.
+"""Progress a person can follow: step lines with durations, echoed commands, CI folding, tables.
 
 Library code takes a ``Log`` and reports through it; it never prints directly.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 import time
 from contextlib import contextmanager
-from typing import IO, Iterator
+from typing import IO, Iterator, Sequence
 
 
 class Log:
-    def __init__(self, stream: IO[str] | None = None, *, quiet: bool = False, prefix: str = "") -> None:
+    def __init__(self, stream: IO[str] | None = None, *, quiet: bool = False, prefix: str = "",
+                 ci: str | None = None) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.prefix = prefix
         # log folding only when one build writes at a time
-        self.github = os.environ.get("GITHUB_ACTIONS") == "true" and not prefix
+        self.ci = ci if not prefix else None
 
     def child(self, prefix: str) -> "Log":
         """A log for one of several builds running at once: every line says which."""
@@ -40,10 +40,17 @@ class Log:
         prefix = f"[{where}] " if where else ""
         self._write(f"    $ {prefix}{shlex.join(argv)}")
 
+    def progress(self, label: str, total: int | None, done: int = 0, *, unit: str = "bytes") -> "Progress":
+        """A progress report for *total* units (bytes, packages): a bar on a terminal, else a line per 10%."""
+        return Progress(self, label, total, done, unit=unit)
+
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
-        if self.github:
+        section = f"s{int(time.time() * 1000)}"
+        if self.ci == "github":
             self._write(f"::group::{name}")
+        elif self.ci == "gitlab":
+            self._write(f"\x1b[0Ksection_start:{int(time.time())}:{section}[collapsed=true]\r\x1b[0K{name}")
         self._write(f"==> {name}")
         start = time.monotonic()
         ok = False
@@ -53,5 +60,52 @@ class Log:
         finally:
             took = time.monotonic() - start
             self._write(f"    {name}: {'done' if ok else 'FAILED'} in {took:.2f}s")
-            if self.github:
+            if self.ci == "github":
                 self._write("::endgroup::")
+            elif self.ci == "gitlab":
+                self._write(f"\x1b[0Ksection_end:{int(time.time())}:{section}\r\x1b[0K")
+
+
+def format_table(rows: Sequence[Sequence[str]], footer: Sequence[str] = ()) -> str:
+    """Rows of text cells as left-aligned columns (the first row is the header), then *footer* lines."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join([*lines, *footer])
+
+
+class Progress:
+    """A bar (size, rate, ETA) when the log's stream is a terminal, else a line per 10%."""
+
+    def __init__(self, log: Log, label: str, total: int | None, done: int = 0, *, unit: str = "bytes") -> None:
+        self.log, self.label, self.total, self.done, self.unit = log, label, total, done, unit
+        self.start, self.last_decile = time.monotonic(), done * 10 // total if total else 0
+        self.bar = None
+        if total and not log.quiet and getattr(log.stream, "isatty", lambda: False)():
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress as Bar, TimeRemainingColumn, TransferSpeedColumn
+
+            columns = [BarColumn(), DownloadColumn(), TransferSpeedColumn()] if unit == "bytes" else [BarColumn()]
+            self.bar = Bar("{task.description}", *columns, "{task.completed}/{task.total}" if unit != "bytes" else "",
+                           TimeRemainingColumn(), transient=True, console=Console(file=log.stream))
+            self.bar.start()
+            self.task = self.bar.add_task(label, total=total, completed=done)
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done)
+        elif self.total:
+            decile = self.done * 10 // self.total
+            if decile > self.last_decile:
+                self.last_decile = decile
+                if self.unit == "bytes":
+                    rate = self.done / max(time.monotonic() - self.start, 1e-6) / (1 << 20)
+                    self.log.info(f"    {self.label}: {min(decile, 10) * 10}% of {self.total / (1 << 20):.1f} MiB,"
+                                  f" {rate:.1f} MiB/s")
+                else:
+                    self.log.info(f"    {self.label}: {self.done} of {self.total}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None

@@ -103,7 +103,7 @@ def new_containers():
 
 @pytest.fixture(scope="session")
 def engine():
-    from rebuild.engine import DockerEngine
+    from rebuild.systems.engine import DockerEngine
 
     return DockerEngine()
 
@@ -111,9 +111,9 @@ def engine():
 @pytest.fixture(scope="session")
 def testroot(engine):
     """The testroot target with its image made (cached across runs under the rebuild cache)."""
-    from rebuild.image import make_image
+    from rebuild.roots.images import make_image
     from rebuild.log import Log
-    from rebuild.targets import load_target
+    from rebuild.config.target import load_target
 
     target = load_target("testroot")
     make_image(target, engine, Log(quiet=True))

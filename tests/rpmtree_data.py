@@ -110,7 +110,7 @@ def make_rh73_tree(base: Path, package_list: Path) -> dict[str, str]:
     """A tree with every package named in *package_list*: ``bash`` is a static busybox with applet
     links, ``rpm`` is a real rpm, the rest are empty; the floors' packages sit at their floor
     versions, ``openssl-devel`` below it in os and at it in updates. Returns name -> version-release."""
-    from rebuild.rpmtree import read_package_list
+    from rebuild.roots.rpmtree import read_package_list
     from tests.rpmdb_image import packages_spec
 
     names = read_package_list(package_list)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rebuild.rpmfile import payload, read_info, sha256_file
+from rebuild.files import sha256_file
+from rebuild.systems.rpmfile import payload, read_info
 from tests.conftest import cli_process, copy_case, make_srpm, run_cli, write_recipe
 
 pytestmark = pytest.mark.docker
@@ -43,7 +44,8 @@ def test_noarch_build_outputs_match_manifest(tmp_path, testroot, new_containers)
     assert payload(rpm)["/usr/share/greeting/greeting.txt"] == b"greetings from greeting-2.1-3\n"
     assert str(rpm) in proc.stdout.splitlines()
     phases = [line.split()[2] for line in (result / "state.log").read_text().splitlines() if " end " in line]
-    assert phases[:3] == ["source", "image", "verify-source"] and "rpmbuild" in phases and phases[-1] == "collect"
+    # the SRPM (the user's input) is verified before the engine is asked for the image
+    assert phases[:3] == ["source", "verify-source", "image"] and "rpmbuild" in phases and phases[-1] == "collect"
     assert "Wrote:" in (result / "build.log").read_text()
     assert [p.name for p in out.glob(".*")] == [".index"], "no temporary folders left behind"
     assert new_containers() == set()
@@ -161,7 +163,7 @@ def test_build_from_pinned_http_url_fetches_once(tmp_path, testroot):
         # the image pin lives in the real cache; point only the SRPM cache elsewhere by copying the pin
         import shutil
 
-        from rebuild.image import image_dir
+        from rebuild.roots.pins import image_dir
 
         shutil.copytree(image_dir(testroot).parent, cache / "images", ignore=shutil.ignore_patterns("*.tar", ".root-*"))
         env = {"REBUILD_CACHE": str(cache)}

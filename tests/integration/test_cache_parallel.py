@@ -57,7 +57,7 @@ def test_corrupted_cached_file_triggers_rebuild(tmp_path, greeting):
     proc = run_cli("build", str(greeting), "--out", str(out))
     assert proc.returncode == 0 and "up to date" not in proc.stderr
     manifest = json.loads((out / "greeting-2.1-3" / "manifest.json").read_text())
-    from rebuild.rpmfile import sha256_file
+    from rebuild.files import sha256_file
 
     assert all(sha256_file(out / "greeting-2.1-3" / o["file"]) == o["sha256"] for o in manifest["outputs"])
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rebuild.image import read_pin
+from rebuild.roots.pins import read_pin
 from tests.conftest import ROOT, cli_process, copy_case, make_srpm, run_cli, write_recipe
 from tests.rpmdb_image import build_packages, image_with_packages
 

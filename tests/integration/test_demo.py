@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuild.rpmfile import read_info
+from rebuild.systems.rpmfile import read_info
 from tests.conftest import ROOT, run_cli
 from tests.integration.test_publish import consume
 

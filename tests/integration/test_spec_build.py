@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rebuild.rpmfile import payload, read_info
+from rebuild.systems.rpmfile import payload, read_info
 from tests.conftest import copy_case, make_srpm, run_cli, write_recipe
 
 pytestmark = pytest.mark.docker

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rebuild.rpmtree import UnsafePayload, list_tree, resolve, unpack
+from rebuild.roots.rpmtree import list_tree, resolve
+from rebuild.roots.unpack import UnsafePayload, unpack
 from tests.conftest import ROOT, run_cli
 from tests.httpfault import FaultServer
 from tests.rpmtree_data import build_rpm, make_tree, simple_spec

@@ -1,40 +1,72 @@
-"""One hand-written fake of the container interface, for unit tests of the logic around it."""
+"""One hand-written fake of the container interface (``rebuild.systems.engine.Engine``), for unit
+tests of the logic around it.
+
+A command is answered by its longest matching prefix in ``answers``: a ``(code, output)`` pair,
+or a callable ``(argv, mounts) -> (code, output)`` that may also act on the host folders the
+container has mounted (an ``rpm -i`` that writes a spec into the mounted work tree, say).
+"""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Union
+
+Answer = Union[tuple[int, bytes], Callable[[list[str], dict[str, Path]], tuple[int, bytes]]]
 
 
 @dataclass
 class FakeContainer:
     """Answers each command by its first words: ``answers[("uname", "-m")] = (0, b"i686\\n")``."""
 
-    answers: dict[tuple[str, ...], tuple[int, bytes]] = field(default_factory=dict)
+    answers: dict[tuple[str, ...], Answer] = field(default_factory=dict)
     name: str = "fake"
     ran: list[list[str]] = field(default_factory=list)
+    mounts: dict[str, Path] = field(default_factory=dict)  # container path -> host path
+    committed: list[str] = field(default_factory=list)
 
     def run(self, argv, *, user=None, workdir=None, env=None, output=None) -> int:
         self.ran.append(list(argv))
         for length in range(len(argv), 0, -1):
             key = tuple(argv[:length])
             if key in self.answers:
-                code, data = self.answers[key]
+                answer = self.answers[key]
+                code, data = answer(list(argv), self.mounts) if callable(answer) else answer
                 if output:
                     output(data)
                 return code
         return 127
 
+    def commit(self, tag: str) -> str:
+        self.committed.append(tag)
+        return "sha256:committed"
+
 
 @dataclass
 class FakeEngine:
     """Hands out one FakeContainer per container() call, answers run_once() the same way, and
-    records commits."""
+    records commits, imports and removals."""
 
-    answers: dict[tuple[str, ...], tuple[int, bytes]] = field(default_factory=dict)
+    answers: dict[tuple[str, ...], Answer] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)  # tag -> image ID
     boxes: list[FakeContainer] = field(default_factory=list)
     committed: list[str] = field(default_factory=list)
-    missing: Exception | None = None  # raised by run_once(), as when no engine answers
-    live: int = 0  # one-shot containers started and not yet removed
+    imported: list[str] = field(default_factory=list)
+    missing: Exception | None = None  # raised by run_once() and container(), as when no engine answers
+    live: int = 0  # containers started and not yet removed
+    removed_all: int = 0
+
+    def for_log(self, log) -> "FakeEngine":
+        return self
+
+    def image_id(self, tag: str) -> str | None:
+        return self.images.get(tag)
+
+    def import_rootfs(self, tarball: Path, tag: str, labels: dict[str, str]) -> str:
+        self.imported.append(tag)
+        self.images[tag] = f"sha256:imported-{len(self.imported)}"
+        return self.images[tag]
 
     def run_once(self, image, argv, *, user=None, meanwhile=None):
         if self.missing is not None:
@@ -49,16 +81,18 @@ class FakeEngine:
         finally:
             self.live -= 1
 
+    @contextmanager
     def container(self, image, *, mounts, hostname=None):
-        from contextlib import contextmanager
-
-        engine = self
-
-        @contextmanager
-        def started():
-            box = FakeContainer(dict(engine.answers))
-            box.commit = lambda tag: engine.committed.append(tag) or "sha256:committed"
-            engine.boxes.append(box)
+        if self.missing is not None:
+            raise self.missing
+        box = FakeContainer(dict(self.answers), mounts={m.target: Path(m.source) for m in mounts})
+        self.boxes.append(box)
+        self.live += 1
+        try:
             yield box
+        finally:
+            self.live -= 1
+            self.committed.extend(box.committed)
 
-        return started()
+    def remove_all(self) -> None:
+        self.removed_all += 1

@@ -1,4 +1,4 @@
-"""Every input that decides a build's output changes its key."""
+"""Every input that decides a build's output changes its key; the index serves only intact results."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from rebuild import cache
-from rebuild.recipe import Check, SpecEdits, load_recipe
-from rebuild.targets import load_target
+from rebuild.pipeline import buildindex as cache
+from rebuild.config.floors import load_manifest
+from rebuild.config.recipe import Check, SpecEdits, load_recipe
+from rebuild.config.target import load_target
 from tests.unit.test_recipe import GOOD
 
 
@@ -19,7 +20,7 @@ def base(tmp_path):
     path.write_text(GOOD)
     floors = tmp_path / "floors.yaml"
     floors.write_text("floors:\n  a: '1'\n")
-    recipe = dataclasses.replace(load_recipe(path), floors=floors)
+    recipe = dataclasses.replace(load_recipe(path), floors=load_manifest(floors))
     return recipe, load_target("testroot")
 
 
@@ -44,9 +45,8 @@ def test_each_input_changes_the_key(base, monkeypatch):
         "checks": key(dataclasses.replace(recipe, checks=(Check("other", ("true",)),)), target),
         "target definition": key(recipe, dataclasses.replace(target, definition_sha256="f" * 64)),
     }
-    recipe.floors.write_text("floors:\n  a: '2'\n")
-    changed["floors manifest"] = key(recipe, target)
-    recipe.floors.write_text("floors:\n  a: '1'\n")
+    recipe.floors.path.write_text("floors:\n  a: '2'\n")
+    changed["floors manifest"] = key(dataclasses.replace(recipe, floors=load_manifest(recipe.floors.path)), target)
     monkeypatch.setattr(cache, "__version__", "99.0")
     changed["rebuild version"] = key(recipe, target)
     monkeypatch.undo()
@@ -58,12 +58,15 @@ def test_each_input_changes_the_key(base, monkeypatch):
 def test_lookup_rejects_corrupt_or_foreign_results(tmp_path):
     out = tmp_path / "out"
     result = out / "x-1-1"
-    (result / "RPMS").mkdir(parents=True)
-    rpm = result / "RPMS" / "x.rpm"
+    (result / "RPMS" / "x86_64").mkdir(parents=True)
+    rpm = result / "RPMS" / "x86_64" / "x-1-1.x86_64.rpm"
     rpm.write_bytes(b"payload")
-    from rebuild.rpmfile import sha256_file
+    from rebuild.files import sha256_file
 
-    manifest = {"build_key": "k1", "outputs": [{"file": "RPMS/x.rpm", "size": 7, "sha256": sha256_file(rpm)}]}
+    output = {"file": "RPMS/x86_64/x-1-1.x86_64.rpm", "name": "x", "epoch": None, "version": "1", "release": "1",
+              "arch": "x86_64", "nevra": "x-1-1.x86_64", "source": False, "size": 7, "sha256": sha256_file(rpm)}
+    manifest = {"rebuild_version": "0.1.0", "recipe": {"name": "x", "path": "/x.yaml", "sha256": "0" * 64},
+                "started": "2026-01-01T00:00:00+00:00", "build_key": "k1", "outputs": [output]}
     (result / "manifest.json").write_text(json.dumps(manifest))
     cache.record(out, "k1", result)
     assert cache.lookup(out, "k1")[0] == result

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rebuild.deps import MISSING, OK, TOO_OLD, check, load_floors, parse_installed
+from rebuild.pipeline.floors import MISSING, OK, TOO_OLD, check, load_floors, parse_installed
 from rebuild.errors import ConfigError, UsageError
 from tests.conftest import ROOT, run_cli
 
@@ -128,7 +128,7 @@ def test_exactly_one_source_is_required():
 
 
 def _query_engine():
-    from rebuild.deps import QUERY_TAG
+    from rebuild.pipeline.floors import QUERY_TAG
     from tests.unit.fake_engine import FakeEngine
 
     listing = f"{QUERY_TAG} openssl (none) 0.9.6b 32.7\nnoise from the image\n{QUERY_TAG} pam 1 0.70 1\n".encode()
@@ -136,7 +136,7 @@ def _query_engine():
 
 
 def test_load_and_query_overlaps_and_returns_both(tmp_path):
-    from rebuild.deps import load_and_query
+    from rebuild.pipeline.floors import load_and_query
 
     manifest = tmp_path / "floors.yaml"
     manifest.write_text("floors:\n  openssl: 0.9.6b-32.7\n  pam: 0.75-46.7.3\n")
@@ -148,7 +148,7 @@ def test_load_and_query_overlaps_and_returns_both(tmp_path):
 
 
 def test_load_and_query_bad_manifest_wins_and_the_query_finishes(tmp_path):
-    from rebuild.deps import load_and_query
+    from rebuild.pipeline.floors import load_and_query
     from rebuild.errors import EnvironmentProblem
 
     manifest = tmp_path / "floors.yaml"
@@ -163,7 +163,7 @@ def test_load_and_query_bad_manifest_wins_and_the_query_finishes(tmp_path):
 
 
 def test_load_and_query_engine_errors_pass_through(tmp_path):
-    from rebuild.deps import load_and_query
+    from rebuild.pipeline.floors import load_and_query
     from rebuild.errors import EnvironmentProblem
 
     manifest = tmp_path / "floors.yaml"

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from rebuild.errors import UsageError
-from rebuild.evr import compare, parse
+from rebuild.systems.evr import compare, parse
 from tests.conftest import run_cli
 
 MISSION_CASES = [

@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 
 from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
-from rebuild.fetch import Cache, FetchOptions, fetch_urls, parse_mirrors, redact, with_mirrors
-from rebuild.rpmfile import sha256_file
+from rebuild.pipeline.fetch import Cache, fetch_urls
+from rebuild.settings import parse_mirrors
+from rebuild.systems.download import FetchOptions
+from rebuild.systems.urls import redact, with_mirrors
+from rebuild.files import sha256_file
 from tests.conftest import ROOT, copy_case, make_srpm, run_cli
 from tests.httpfault import FaultServer
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rebuild.mcaudit import audit, parse_calls
+from rebuild.mail.mcaudit import audit, parse_calls
 from tests.conftest import DATA, run_cli
 
 CLEAN = (DATA / "mc" / "clean.mc").read_text()

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from rebuild import build
+from rebuild.pipeline import steps
 from rebuild.errors import BuildFailed
-from rebuild.targets import load_target
+from rebuild.config.target import load_target
 from tests.unit.fake_engine import FakeContainer
 
 
@@ -24,33 +24,33 @@ def box(answers=None):
 
 def test_all_good(tmp_path, target):
     fake = box()
-    build.preflight(target, fake, tmp_path, "500:500")
+    steps.preflight(target, fake, tmp_path, "500:500")
     assert fake.ran[0] == ["linux32", "uname", "-m"]
     assert not list(tmp_path.iterdir()), "the inode probe is removed"
 
 
 def test_personality_not_working(tmp_path, target):
     with pytest.raises(BuildFailed, match="kernel lacks 32-bit support"):
-        build.preflight(target, box({("linux32", "uname", "-m"): (0, b"x86_64\n")}), tmp_path, "u")
+        steps.preflight(target, box({("linux32", "uname", "-m"): (0, b"x86_64\n")}), tmp_path, "u")
 
 
 def test_no_ia32_emulation(tmp_path, target):
     with pytest.raises(BuildFailed, match="lacks IA32 emulation"):
-        build.preflight(target, box({("linux32", "rpm", "-qa"): (126, b"exec format error\n")}), tmp_path, "u")
+        steps.preflight(target, box({("linux32", "rpm", "-qa"): (126, b"exec format error\n")}), tmp_path, "u")
 
 
 def test_rpmdb_unreadable(tmp_path, target):
     fake = box({("linux32", "rpm", "-qa"): (1, b"error: cannot open Packages index using db3\n")})
     with pytest.raises(BuildFailed, match="cannot read its own rpmdb.*rebuild image old --force"):
-        build.preflight(target, fake, tmp_path, "u")
+        steps.preflight(target, fake, tmp_path, "u")
 
 
 def test_no_rpm(tmp_path, target):
     with pytest.raises(BuildFailed, match="has no rpm"):
-        build.preflight(target, box({("linux32", "rpm", "-qa"): (127, b"")}), tmp_path, "u")
+        steps.preflight(target, box({("linux32", "rpm", "-qa"): (127, b"")}), tmp_path, "u")
 
 
 def test_inodes_above_2_32(tmp_path, target, monkeypatch):
-    monkeypatch.setattr(build, "_inode", lambda path: 2**32 + 5)
+    monkeypatch.setattr(steps, "inode", lambda path: 2**32 + 5)
     with pytest.raises(BuildFailed, match="inode numbers here exceed 2\\^32.*EOVERFLOW"):
-        build.preflight(target, box(), tmp_path, "u")
+        steps.preflight(target, box(), tmp_path, "u")

@@ -5,7 +5,7 @@ import textwrap
 import pytest
 
 from rebuild.errors import ConfigError
-from rebuild.recipe import load_recipe
+from rebuild.config.recipe import load_recipe
 
 GOOD = """\
 name: sendmail

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rebuild.errors import UsageError
-from rebuild.rpmfile import read_info
+from rebuild.systems.rpmfile import read_info
 from tests.conftest import make_srpm
 from tests.rpmdb_image import build_packages
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rebuild.errors import UsageError
-from rebuild.recipe import SpecEdits
-from rebuild.spec import SpecText, edit_spec, patch_file
+from rebuild.config.recipe import SpecEdits
+from rebuild.pipeline.spec import SpecText, edit_spec, patch_file
 from tests.conftest import DATA, copy_case, run_cli
 
 ERRATA_73 = SpecEdits(macros=(("errata", "73"),))

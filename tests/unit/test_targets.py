@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from rebuild.errors import ConfigError, UsageError
-from rebuild.targets import load_target
+from rebuild.config.target import load_target
 
 
 def test_testroot_target():

@@ -8,9 +8,9 @@ import pytest
 
 from rebuild.errors import EnvironmentProblem
 from rebuild.log import Log
-from rebuild.rpmtree import TreePackage
-from rebuild.targets import load_target
-from rebuild.treeimage import _register
+from rebuild.roots.rpmtree import TreePackage
+from rebuild.config.target import load_target
+from rebuild.roots.treeimage import _register
 from tests.unit.fake_engine import FakeEngine
 
 

@@ -1,0 +1,198 @@
+"""Commands of the build pipeline: build, fetch, patch, plan, targets, vercmp."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from rebuild.cli.main import Context, cli, pass_ctx
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--target", "target_name", help="Build on this target instead of the recipe's.")
+@click.option("--out", "out_dir", default="artifacts", show_default=True, type=click.Path(path_type=Path),
+              help="Results go to OUT/<name>-<version>-<release>/.")
+@click.option("--skip-deps-check", is_flag=True, help="Build even when the floors are not met (recorded).")
+@click.option("--force", is_flag=True, help="Build even when an intact result with the same inputs exists.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Builds at once [default: the number of cores].")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@pass_ctx
+def build(ctx: Context, recipes: tuple[Path, ...], target_name: str | None, out_dir: Path,
+          skip_deps_check: bool, force: bool, jobs: int | None, as_json: bool) -> None:
+    """Build each RECIPE (specs/<name>.yaml) in a fresh container.
+
+    Unchanged inputs reuse the stored result ("up to date"). Several recipes build in
+    parallel; a summary table follows, and the exit code is 10 if any failed.
+    """
+    from rebuild.config.recipe import load_recipe
+    from rebuild.config.target import load_target
+    from rebuild.errors import BuildFailed
+    from rebuild.pipeline.batch import build_many, summary_table
+
+    loaded = [load_recipe(path) for path in recipes]
+    pairs = [(recipe, load_target(target_name or recipe.target, ctx.settings.home)) for recipe in loaded]
+    echo = (lambda chunk: sys.stderr.buffer.write(chunk) and sys.stderr.flush()) if ctx.verbose else None
+    items = build_many(pairs, ctx.engine(), ctx.log, out_dir=out_dir, parallel=jobs or os.cpu_count() or 1,
+                       settings=ctx.settings, skip_deps_check=skip_deps_check, force=force, echo=echo)
+    done = [item.result for item in items if item.result is not None]
+    if as_json:
+        click.echo(json.dumps([{"recipe": str(i.recipe.path), "ok": i.result is not None,
+                                "directory": str(i.result.directory) if i.result else None,
+                                "cached": i.result.cached if i.result else None,
+                                "error": getattr(i.error, "message", None),
+                                "outputs": [o.__dict__ for o in i.result.outputs] if i.result else []}
+                               for i in items], indent=2))
+    else:
+        for result in done:
+            for output in result.outputs:
+                click.echo(result.directory / output.file)
+            click.echo(result.directory / "manifest.json")
+    if len(items) > 1:
+        ctx.log.info(summary_table(items))
+    failed = [item for item in items if item.result is None]
+    if len(items) == 1 and failed:
+        raise failed[0].error
+    if failed:
+        raise BuildFailed(f"{len(failed)} of {len(items)} builds failed: {', '.join(i.recipe.name for i in failed)}")
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, type=click.Path(path_type=Path))
+@pass_ctx
+def targets(ctx: Context, recipes: tuple[Path, ...]) -> None:
+    """List the targets RECIPES build on (all known targets when none is given)."""
+    from rebuild.config.recipe import load_recipe
+    from rebuild.config.target import available_targets
+
+    names = sorted({load_recipe(p).target for p in recipes}) if recipes else available_targets(ctx.settings.home)
+    for name in names:
+        click.echo(name)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Redefine an existing %define/%global.")
+@click.option("--add", "adds", multiple=True, metavar="NAME=VALUE", help="Define a new macro at the top.")
+@click.option("--release-suffix", default="", help="Append this to Release (e.g. .rb1).")
+@click.option("--output", type=click.Path(path_type=Path), help="Write here instead of editing in place.")
+@pass_ctx
+def patch(ctx: Context, spec: Path, sets: tuple[str, ...], adds: tuple[str, ...], release_suffix: str,
+          output: Path | None) -> None:
+    """Edit macro definitions in SPEC and print the unified diff.
+
+    In place, the original is kept as SPEC.orig (an existing .orig is never overwritten).
+    """
+    from rebuild.config.recipe import SpecEdits, check_release_suffix
+    from rebuild.pipeline.spec import patch_file
+
+    if not (sets or adds or release_suffix):
+        raise click.UsageError("give at least one --set NAME=VALUE, --add NAME=VALUE or --release-suffix")
+    problem = check_release_suffix(release_suffix)
+    if problem:
+        raise click.UsageError(f"--release-suffix: {problem}")
+    edits = SpecEdits(macros=_pairs(sets, "--set"), add_macros=_pairs(adds, "--add"), release_suffix=release_suffix)
+    result = patch_file(spec, edits, output=output)
+    for note in result.notes:
+        ctx.log.warn(note)
+    if result.changed:
+        click.echo(result.diff(), nl=False)
+    else:
+        ctx.log.info(f"{spec}: nothing to change")
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for value in values:
+        name, sep, body = value.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or "\n" in body or "\r" in body:
+            raise click.UsageError(f"{flag} {value!r}: expected NAME=VALUE with a macro name and a one-line value")
+        out.append((name, body))
+    return tuple(out)
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--sha256", "sha", help="Expected sha256 (overrides nothing: it must agree with any other pin).")
+@click.option("--dest", type=click.Path(path_type=Path), help="Also copy the verified file into this folder.")
+@click.option("--lock", is_flag=True, help="No pin yet: record the sha256 seen into specs/<recipe>.lock (trust on first use).")
+@click.option("--mirror", "mirrors", multiple=True, metavar="FROM=TO",
+              help="Rewrite a URL prefix (tried before the original); also $REBUILD_MIRROR.")
+@click.option("--max-size", type=click.IntRange(min=1), default=512 << 20, show_default=True, help="Size cap in bytes.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds without data before a retry.")
+@click.option("--deadline", type=click.FloatRange(min=0.1), default=300.0, show_default=True,
+              help="Wall-clock seconds per attempt (4 attempts per URL, resumed where the last one stopped);"
+                   " a server that accepts but never answers costs about 2 minutes.")
+@pass_ctx
+def fetch(ctx: Context, source: str, sha: str | None, dest: Path | None, lock: bool, mirrors: tuple[str, ...],
+          max_size: int, timeout: float, deadline: float) -> None:
+    """Download and verify SOURCE (a recipe or a URL) into the content-addressed cache; print its path."""
+    from rebuild.errors import UsageError
+    from rebuild.files import atomic_copy
+    from rebuild.pipeline import fetch as fetching
+    from rebuild.settings import parse_mirrors
+    from rebuild.systems.download import FetchOptions
+    from rebuild.systems.urls import file_name, redact, with_mirrors
+
+    if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+        raise click.UsageError("--sha256 takes 64 hex digits")
+    sha = sha.lower() if sha else None
+    pairs = ctx.settings.mirrors + parse_mirrors(" ".join(mirrors))
+    options = FetchOptions(max_size=max_size, read_timeout=timeout, deadline=deadline)
+    cache = fetching.Cache(ctx.settings.cache)
+    with ctx.log.step(f"fetch {redact(source)}"):
+        if source.endswith((".yaml", ".yml")) and Path(source).is_file():
+            from rebuild.config.recipe import load_recipe
+
+            fetched = fetching.fetch_recipe(load_recipe(Path(source)), sha256=sha, lock=lock, mirrors=pairs,
+                                            options=options, log=ctx.log, cache=cache)
+        else:
+            name = file_name(source)
+            if not name:
+                raise UsageError(f"{redact(source)}: neither a recipe file nor a URL naming a file")
+            fetched = fetching.fetch_urls(with_mirrors([source], pairs), filename=name, sha256=sha,
+                                          allow_unpinned=lock, options=options, log=ctx.log, cache=cache)
+            if not sha:
+                ctx.log.warn(f"TRUST ON FIRST USE: {name} has sha256 {fetched.sha256}; pin it with --sha256")
+    ctx.log.info(f"    {'cached' if fetched.cached else 'verified'}: sha256 {fetched.sha256}, {fetched.size} bytes")
+    path = fetched.path
+    if dest is not None:
+        dest.mkdir(parents=True, exist_ok=True)
+        atomic_copy(path, dest / path.name, mode=0o644)
+        path = dest / path.name
+    click.echo(path)
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["github", "gitlab", "json", "shell"]), default="json",
+              show_default=True, help="shell: one `rebuild build` line per entry, for GNU parallel or xargs.")
+@click.option("--target", "target_name", help="Build every recipe on this target.")
+@pass_ctx
+def plan(ctx: Context, recipes: tuple[Path, ...], fmt: str, target_name: str | None) -> None:
+    """Print the CI build matrix: one entry per recipe and target (all of specs/ when none is given)."""
+    from rebuild.pipeline.plan import default_recipes, plan as make_plan, render
+
+    home = ctx.settings.home
+    click.echo(render(make_plan(list(recipes) or default_recipes(home), target_name, home), fmt))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("a")
+@click.argument("b")
+def vercmp(a: str, b: str) -> None:
+    """Compare two [epoch:]version[-release] strings as rpm does; exit 0 (==), 11 (>), 12 (<).
+
+    A version that starts with - is read as a version, not an option (or put -- first)."""
+    from rebuild.systems.evr import compare
+
+    result = compare(a, b)
+    click.echo(f"{a} {'<' if result < 0 else '>' if result > 0 else '=='} {b}")
+    sys.exit({0: 0, 1: 11, -1: 12}[result])

@@ -1,0 +1,256 @@
+"""Recipes (``specs/<name>.yaml``): what to rebuild, validated into frozen dataclasses.
+
+Everything a recipe names is checked when it loads, before any engine is asked for an image:
+the SRPM's file name (a bare name, never a path), the URLs, the key files, the floors manifest
+(parsed here) and the checks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from rebuild.config.floors import FloorsManifest, load_manifest
+from rebuild.config.yamlfile import (
+    Mapping,
+    check_keys,
+    expect_mapping,
+    expect_str,
+    expect_str_list,
+    load_yaml,
+)
+from rebuild.errors import ConfigError, RebuildError, UsageError
+from rebuild.files import SAFE_NAME, read_user_file
+
+MACRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SUFFIX = re.compile(r"^[A-Za-z0-9._+~^]+$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the SRPM comes from. A URL without a scheme is a path relative to the recipe."""
+
+    srpm: str
+    urls: tuple[str, ...]
+    sha256: str | None = None
+    gpg_keys: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class SpecEdits:
+    macros: tuple[tuple[str, str], ...] = ()
+    add_macros: tuple[tuple[str, str], ...] = ()
+    release_suffix: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.macros or self.add_macros or self.release_suffix)
+
+    def as_dict(self) -> dict:
+        return {
+            "macros": dict(self.macros),
+            "add_macros": dict(self.add_macros),
+            "release_suffix": self.release_suffix,
+        }
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    run: tuple[str, ...]
+    expect_stdout: str | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    path: Path
+    name: str
+    source: Source
+    target: str
+    spec: SpecEdits = field(default_factory=SpecEdits)
+    floors: FloorsManifest | None = None
+    checks: tuple[Check, ...] = ()
+
+    def resolve(self, ref: str) -> str:
+        """A URL as given, or a path made absolute against the recipe's folder."""
+        if urlparse(ref).scheme:
+            return ref
+        return str((self.path.parent / ref).resolve())
+
+
+_TOP_KEYS = ("name", "source", "spec", "target", "floors", "checks")
+_SOURCE_KEYS = ("srpm", "urls", "sha256", "gpg_keys")
+_SPEC_KEYS = ("macros", "add_macros", "release_suffix")
+_CHECK_KEYS = ("name", "run", "expect_stdout")
+
+
+def check_release_suffix(suffix: str) -> str | None:
+    """Why *suffix* cannot be appended to a Release tag, or None when it can (recipe and ``patch`` alike)."""
+    if suffix and not _SUFFIX.match(suffix):
+        return f"release suffix {suffix!r} may hold only letters, digits and . _ + ~ ^"
+    return None
+
+
+def check_srpm_name(name: str) -> str | None:
+    """Why *name* is not a bare source RPM file name, or None."""
+    if not name.endswith(".src.rpm"):
+        return f"{name!r} must name a .src.rpm file"
+    if "/" in name or "\\" in name or not SAFE_NAME.match(name):
+        return f"{name!r} must be a bare file name (letters, digits, . _ + ~ ^ -), not a path"
+    return None
+
+
+def check_url(url: str) -> str | None:
+    """Why *url* cannot be fetched, or None (a path without a scheme is fine)."""
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"malformed URL {url!r} ({exc})"
+    if not parsed.scheme:
+        return None
+    if parsed.scheme not in ("http", "https", "file"):
+        return f"{parsed.scheme}:// is not supported; use http, https, file or a path"
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return f"URL {url!r} holds a space or a control character; percent-encode it"
+    if parsed.scheme in ("http", "https") and not parsed.hostname:
+        return f"URL {url!r} has no host"
+    return None
+
+
+def load_recipe(path: Path) -> Recipe:
+    """Read and validate a recipe; every error names the file and line."""
+    path = Path(path)
+    data = load_yaml(path, "recipe")
+    top = expect_mapping(data, path, "a recipe", 1)
+    check_keys(top, _TOP_KEYS, path, "the recipe", required=("name", "source", "target"))
+    name = expect_str(top["name"], path, "name", top.line_of("name"))
+    if not SAFE_NAME.match(name):
+        raise ConfigError(f"{path}:{top.line_of('name')}: name {name!r} may hold only letters, digits and . _ + ~ ^ -")
+    target = expect_str(top["target"], path, "target", top.line_of("target"))
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", target):
+        raise ConfigError(f"{path}:{top.line_of('target')}: target {target!r} is not a target name")
+    return Recipe(
+        path=path.resolve(),
+        name=name,
+        source=_source(top, path),
+        target=target,
+        spec=_spec(top, path),
+        floors=_floors(top, path),
+        checks=_checks(top, path),
+    )
+
+
+def _source(top: Mapping, path: Path) -> Source:
+    src = expect_mapping(top["source"], path, "source", top.line_of("source"))
+    check_keys(src, _SOURCE_KEYS, path, "source", required=("urls",))
+    urls = expect_str_list(src["urls"], path, "source.urls", src.line_of("urls"))
+    if not urls:
+        raise ConfigError(f"{path}:{src.line_of('urls')}: source.urls is empty; list at least one URL or path")
+    for url in urls:
+        problem = check_url(url)
+        if problem:
+            raise ConfigError(f"{path}:{src.line_of('urls')}: source.urls: {problem}")
+    srpm = src.get("srpm") or Path(urlparse(urls[0]).path).name
+    srpm = expect_str(srpm, path, "source.srpm", src.line_of("srpm"))
+    problem = check_srpm_name(srpm)
+    if problem:
+        raise ConfigError(f"{path}:{src.line_of('srpm')}: source.srpm {problem}")
+    sha = src.get("sha256")
+    if sha is not None:
+        sha = expect_str(sha, path, "source.sha256", src.line_of("sha256")).lower()
+        if not _SHA256.match(sha):
+            raise ConfigError(f"{path}:{src.line_of('sha256')}: source.sha256 must be 64 hex digits")
+    keys = expect_str_list(src.get("gpg_keys"), path, "source.gpg_keys", src.line_of("gpg_keys"))
+    resolved = tuple((path.parent / k).resolve() for k in keys)
+    for ref, key in zip(keys, resolved):
+        try:
+            read_user_file(key, "key file", max_bytes=1 << 20)
+        except RebuildError as exc:
+            raise ConfigError(f"{path}:{src.line_of('gpg_keys')}: source.gpg_keys {ref!r}: {exc.message}") from None
+    return Source(srpm=srpm, urls=urls, sha256=sha, gpg_keys=resolved)
+
+
+def macro_pairs(values: Mapping | dict, where: str) -> tuple[tuple[str, str], ...]:
+    """(name, body) pairs from a mapping, each name a macro name and each body one line."""
+    out = []
+    for name, body in values.items():
+        if not isinstance(name, str) or not MACRO_NAME.match(name):
+            raise UsageError(f"{where}: {name!r} is not a macro name (letters, digits, _)")
+        if isinstance(body, bool) or body is None or not isinstance(body, str):
+            raise UsageError(f"{where}.{name} must be a string value; quote it")
+        if "\n" in body or "\r" in body:
+            raise UsageError(f"{where}.{name} must be one line")
+        out.append((name, body))
+    return tuple(out)
+
+
+def _macro_map(spec: Mapping, key: str, path: Path) -> tuple[tuple[str, str], ...]:
+    raw = expect_mapping(spec.get(key), path, f"spec.{key}", spec.line_of(key))
+    out = []
+    for name, body in raw.items():
+        try:
+            out += macro_pairs({name: body}, f"{path}:{raw.line_of(name)}: spec.{key}")
+        except UsageError as exc:
+            raise ConfigError(exc.message) from None
+    return tuple(out)
+
+
+def _spec(top: Mapping, path: Path) -> SpecEdits:
+    spec = expect_mapping(top.get("spec"), path, "spec", top.line_of("spec"))
+    check_keys(spec, _SPEC_KEYS, path, "spec")
+    suffix = spec.get("release_suffix") or ""
+    suffix = expect_str(suffix, path, "spec.release_suffix", spec.line_of("release_suffix"), empty_ok=True)
+    problem = check_release_suffix(suffix)
+    if problem:
+        raise ConfigError(f"{path}:{spec.line_of('release_suffix')}: spec.{problem.replace('release suffix', 'release_suffix', 1)}")
+    return SpecEdits(
+        macros=_macro_map(spec, "macros", path),
+        add_macros=_macro_map(spec, "add_macros", path),
+        release_suffix=suffix,
+    )
+
+
+def _floors(top: Mapping, path: Path) -> FloorsManifest | None:
+    if top.get("floors") is None:
+        return None
+    ref = expect_str(top["floors"], path, "floors", top.line_of("floors"))
+    floors = (path.parent / ref).resolve()
+    if not floors.is_file():
+        raise ConfigError(f"{path}:{top.line_of('floors')}: floors manifest {ref!r} not found (looked at {floors})")
+    return load_manifest(floors)
+
+
+def _checks(top: Mapping, path: Path) -> tuple[Check, ...]:
+    raw = top.get("checks")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}:{top.line_of('checks')}: checks must be a list")
+    checks = []
+    seen: set[str] = set()
+    for item, line in zip(raw, raw.item_lines):
+        item = expect_mapping(item, path, "a check", line)
+        check_keys(item, _CHECK_KEYS, path, "a check", required=("name", "run"))
+        name = expect_str(item["name"], path, "check name", item.line_of("name"))
+        if name in seen:
+            raise ConfigError(f"{path}:{item.line_of('name')}: check {name!r} is listed twice")
+        seen.add(name)
+        if isinstance(item["run"], str):
+            raise ConfigError(f"{path}:{item.line_of('run')}: check {name}: run must be a list of arguments"
+                              f" (no shell): [{', '.join(item['run'].split())}] or [sh, -c, '...']")
+        run = expect_str_list(item["run"], path, f"check {name}: run", item.line_of("run"), single_ok=False)
+        if not run:
+            raise ConfigError(f"{path}:{item.line_of('run')}: check {name}: run is empty")
+        expect = item.get("expect_stdout")
+        if expect is not None:
+            expect = expect_str(expect, path, f"check {name}: expect_stdout", item.line_of("expect_stdout"))
+            try:
+                re.compile(expect)
+            except re.error as exc:
+                raise ConfigError(f"{path}:{item.line_of('expect_stdout')}: check {name}: bad regex: {exc}") from None
+        checks.append(Check(name=name, run=run, expect_stdout=expect))
+    return tuple(checks)

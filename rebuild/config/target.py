@@ -1,0 +1,144 @@
+"""Build targets (``containers/<name>/target.yaml``): the image and how to build in it."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from rebuild.config.yamlfile import check_keys, did_you_mean, expect_mapping, expect_str, expect_str_list, load_yaml
+from rebuild.errors import ConfigError, UsageError
+
+_METHODS = ("debootstrap", "rpmtree")
+_PERSONALITIES = ("linux32", "linux64")
+_BUILD_COMMANDS = ("rpmbuild", "rpm", "auto")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How the target's image is made and named."""
+
+    tag: str
+    method: str
+    suite: str = ""
+    mirror: str = ""
+    include: tuple[str, ...] = ()
+    packages: Path | None = None  # rpmtree: the package list file
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    directory: Path
+    image: ImageSpec
+    arch: str
+    personality: str | None
+    build_command: str
+    user: str
+    uid: int
+    #: pass --nodeps to the build: the image's rpmdb does not list what is installed
+    nodeps: bool
+    #: sha256 of the definition file: part of the image pin and of the build cache key
+    definition_sha256: str
+
+    @property
+    def image_key(self) -> str:
+        """What the image is made from: a change here means the image must be made again."""
+        import json
+
+        made_of = {
+            "image": {k: str(v) if isinstance(v, Path) else v for k, v in self.image.__dict__.items()},
+            "user": self.user,
+            "uid": self.uid,
+            "personality": self.personality,
+            "packages": hashlib.sha256(self.image.packages.read_bytes()).hexdigest()
+            if self.image.packages and self.image.packages.is_file() else None,
+        }
+        return hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """Prefix *argv* with the personality wrapper, if the target has one."""
+        return [self.personality, *argv] if self.personality else list(argv)
+
+
+_TOP = ("description", "image", "arch", "personality", "build_command", "user", "uid", "nodeps")
+_IMAGE = ("tag", "method", "suite", "mirror", "include", "packages")
+
+
+def targets_dir(home: Path | None = None) -> Path:
+    if home is None:
+        from rebuild.settings import Settings
+
+        home = Settings.from_env().home
+    return home / "containers"
+
+
+def available_targets(home: Path | None = None) -> list[str]:
+    d = targets_dir(home)
+    return sorted(p.parent.name for p in d.glob("*/target.yaml")) if d.is_dir() else []
+
+
+def load_target(name: str, home: Path | None = None) -> Target:
+    """Load ``containers/<name>/target.yaml`` under *home* (default: the settings'); unknown names get a
+    did-you-mean."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise UsageError(f"target {name!r} is not a valid target name")
+    path = targets_dir(home) / name / "target.yaml"
+    if not path.is_file():
+        known = available_targets(home)
+
+        raise UsageError(
+            f"unknown target {name!r}{did_you_mean(name, known)} (known: {', '.join(known) or 'none'};"
+            f" a target is a folder containers/<name>/ with target.yaml)"
+        )
+    data = expect_mapping(load_yaml(path, "target definition"), path, "a target", 1)
+    check_keys(data, _TOP, path, "the target", required=("image", "arch", "build_command", "user"))
+    img = expect_mapping(data["image"], path, "image", data.line_of("image"))
+    check_keys(img, _IMAGE, path, "image", required=("tag", "method"))
+    method = expect_str(img["method"], path, "image.method", img.line_of("method"))
+    if method not in _METHODS:
+        raise ConfigError(f"{path}:{img.line_of('method')}: image.method must be one of {', '.join(_METHODS)}")
+    packages = None
+    if img.get("packages") is not None:
+        packages = path.parent / expect_str(img["packages"], path, "image.packages", img.line_of("packages"))
+    personality = data.get("personality")
+    if personality is not None and personality not in _PERSONALITIES:
+        raise ConfigError(
+            f"{path}:{data.line_of('personality')}: personality must be one of {', '.join(_PERSONALITIES)} or left out"
+        )
+    build_command = expect_str(data["build_command"], path, "build_command", data.line_of("build_command"))
+    if build_command not in _BUILD_COMMANDS:
+        raise ConfigError(f"{path}:{data.line_of('build_command')}: build_command must be rpmbuild, rpm or auto")
+    uid_text = str(data.get("uid", "1000"))
+    if not uid_text.isdigit() or int(uid_text) == 0:
+        raise ConfigError(f"{path}:{data.line_of('uid')}: uid must be a positive number (builds never run as root)")
+    user = expect_str(data["user"], path, "user", data.line_of("user"))
+    if user == "root":
+        raise ConfigError(f"{path}:{data.line_of('user')}: user must not be root; builds run as a plain user")
+    return Target(
+        name=name,
+        directory=path.parent,
+        image=ImageSpec(
+            tag=expect_str(img["tag"], path, "image.tag", img.line_of("tag")),
+            method=method,
+            suite=str(img.get("suite") or ""),
+            mirror=str(img.get("mirror") or ""),
+            include=expect_str_list(img.get("include"), path, "image.include", img.line_of("include")),
+            packages=packages,
+        ),
+        arch=expect_str(data["arch"], path, "arch", data.line_of("arch")),
+        personality=personality,
+        build_command=build_command,
+        user=user,
+        uid=int(uid_text),
+        nodeps=_bool(data, "nodeps", path),
+        definition_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+    )
+
+
+def _bool(data, key: str, path: Path) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}:{data.line_of(key)}: {key} must be true or false")
+    return value

@@ -1,0 +1,85 @@
+"""Several builds at once, each in its own container and work tree, and their summary table."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from rebuild.config.recipe import Recipe
+from rebuild.config.target import Target
+from rebuild.errors import RebuildError
+from rebuild.log import Log, format_table
+from rebuild.pipeline.build import BuildResult, build
+from rebuild.settings import Settings
+from rebuild.systems.engine import Engine
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    recipe: Recipe
+    result: BuildResult | None
+    error: RebuildError | None
+    duration: float
+
+
+def build_many(
+    jobs: list[tuple[Recipe, Target]],
+    engine: Engine,
+    log: Log,
+    *,
+    out_dir: Path,
+    parallel: int,
+    settings: Settings | None = None,
+    skip_deps_check: bool = False,
+    force: bool = False,
+    echo: Callable[[bytes], None] | None = None,
+) -> list[BatchItem]:
+    """Build independent recipes, *parallel* at a time, each in its own container and work tree.
+
+    One failure does not stop the others. Ctrl-C removes every container and re-raises.
+    """
+    settings = settings or Settings.from_env()
+
+    def one(recipe: Recipe, target: Target) -> BatchItem:
+        child = log.child(f"[{recipe.name}] ") if len(jobs) > 1 else log
+        start = time.monotonic()
+        try:
+            result = build(recipe, target, engine.for_log(child), child, out_dir=out_dir, settings=settings,
+                           skip_deps_check=skip_deps_check, force=force, echo=echo if len(jobs) == 1 else None)
+            return BatchItem(recipe, result, None, time.monotonic() - start)
+        except RebuildError as exc:
+            if len(jobs) > 1:
+                child.warn(f"failed: {exc.message}")
+            return BatchItem(recipe, None, exc, time.monotonic() - start)
+
+    if len(jobs) == 1 or parallel <= 1:
+        return [one(recipe, target) for recipe, target in jobs]
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="build")
+    futures = [pool.submit(one, recipe, target) for recipe, target in jobs]
+    try:
+        items = [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        engine.remove_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        engine.remove_all()
+        raise
+    pool.shutdown(wait=True)
+    return items
+
+
+def summary_table(items: list[BatchItem]) -> str:
+    rows = [("RECIPE", "RESULT", "SECONDS", "HOW")]
+    for item in items:
+        if item.result is not None:
+            rows.append((item.recipe.name, item.result.directory.name, f"{item.duration:.1f}",
+                         "cached" if item.result.cached else "built"))
+        else:
+            rows.append((item.recipe.name, f"FAILED (exit {getattr(item.error, 'exit_code', 1)})",
+                         f"{item.duration:.1f}", "-"))
+    failed = sum(1 for i in items if i.result is None)
+    return format_table(rows, [f"{len(items)} recipes: {len(items) - failed} ok, {failed} failed"])

@@ -1,0 +1,214 @@
+"""The build pipeline: one fresh container per build, results renamed into place.
+
+Phases (each in ``state.log`` with start, end, duration):
+source -> verify-source -> image -> container -> preflight -> install-srpm -> edit-spec ->
+check-spec -> floors -> rpmbuild -> collect -> checks.
+The work tree is a host folder bind-mounted at /build; the SRPM is mounted read-only. The
+in-container steps are ``steps``; the folders (staging, placing, failed logs) ``workdir``;
+several builds at once ``batch``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from rebuild import __version__
+from rebuild.config.recipe import Recipe
+from rebuild.config.target import Target
+from rebuild.errors import BuildFailed, CheckFailed, UsageError
+from rebuild.files import sha256_file
+from rebuild.log import Log
+from rebuild.pipeline import buildindex, steps
+from rebuild.pipeline.result import Inputs, Manifest, Output, RecipeRef, ResultDir, SrpmInput, TargetInfo
+from rebuild.pipeline.workdir import LogSink, StateLog, collect, keep_failed_logs, place
+from rebuild.roots.pins import check_image, read_pin
+from rebuild.settings import Settings
+from rebuild.systems.engine import Engine, Mount
+from rebuild.systems.rpmfile import RpmInfo, read_info
+from rebuild.systems.urls import redact
+
+HOSTNAME = "rebuild.localdomain"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    directory: Path
+    nvr: str
+    outputs: tuple[Output, ...]
+    duration: float
+    cached: bool = False
+
+
+def check_srpm(recipe: Recipe, srpm: Path, digest: str) -> RpmInfo:
+    """The SRPM is a source package named as the recipe says, with the pinned digest."""
+    try:
+        info = read_info(srpm)
+    except UsageError as exc:
+        raise UsageError(f"{recipe.path}: source {exc.message}") from None
+    if not info.is_source:
+        raise UsageError(f"{srpm}: is a binary RPM ({info.nevra}); the recipe needs a source RPM")
+    expected = recipe.source.srpm[: -len(".src.rpm")]
+    if info.nvr != expected:
+        raise UsageError(
+            f"{srpm}: header says {info.nvr}, but the recipe {recipe.path.name} expects {expected}; fix source.srpm"
+        )
+    if recipe.source.sha256 and digest != recipe.source.sha256:
+        raise CheckFailed(f"{srpm}: sha256 is {digest}, the recipe pins {recipe.source.sha256}; refusing to build")
+    return info
+
+
+def _out_dir(out_dir: Path) -> Path:
+    out_dir = Path(out_dir).resolve()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=".probe-", dir=out_dir))
+        probe.rmdir()
+    except OSError as exc:
+        raise UsageError(f"--out {out_dir}: cannot write results there ({exc.strerror}); choose another folder") from None
+    return out_dir
+
+
+def build(
+    recipe: Recipe,
+    target: Target,
+    engine: Engine,
+    log: Log,
+    *,
+    out_dir: Path,
+    settings: Settings | None = None,
+    skip_deps_check: bool = False,
+    force: bool = False,
+    echo: Callable[[bytes], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Build *recipe* on *target*; return where the verified result folder is."""
+    settings = settings or Settings.from_env()
+    started = time.monotonic()
+    started_at = datetime.now(timezone.utc)
+    out_dir = _out_dir(out_dir)
+    state = StateLog(on_phase=on_phase)
+    with state.phase("source"):
+        from rebuild.pipeline.fetch import Cache, locate_srpm
+
+        srpm = locate_srpm(recipe, log, mirrors=settings.mirrors, cache=Cache(settings.cache))
+        digest = sha256_file(srpm)
+    pin = read_pin(target, settings.cache)
+    # The pin's image ID keys the cache: a no-op needs neither librpm nor the engine.
+    key_image = pin.image_id if pin else "unpinned"
+    key, key_inputs = buildindex.build_key(recipe, target, key_image, digest, skip_deps_check=skip_deps_check)
+    if not force:
+        hit = buildindex.lookup(out_dir, key)
+        if hit is not None:
+            directory, stored = hit
+            log.info(f"up to date: {directory} (build key {key[:12]}; --force rebuilds)")
+            return BuildResult(directory, directory.name, stored.outputs, time.monotonic() - started, cached=True)
+    if not recipe.spec.empty:
+        # specfile takes ~0.1 s to load; load it while the engine round trips wait on the socket
+        threading.Thread(target=_warm_up, daemon=True).start()
+    # the SRPM is the user's input: checked before the engine is asked for anything
+    with state.phase("verify-source"), log.step("verify source RPM"):
+        info = check_srpm(recipe, srpm, digest)
+    with state.phase("image"):
+        image_id = check_image(target, engine, settings.cache)
+    if image_id != key_image:
+        key, key_inputs = buildindex.build_key(recipe, target, image_id, digest, skip_deps_check=skip_deps_check)
+    manifest = Manifest(
+        rebuild_version=__version__,
+        recipe=RecipeRef(recipe.name, str(recipe.path), sha256_file(recipe.path)),
+        started=started_at.isoformat(timespec="seconds"),
+        inputs=Inputs(SrpmInput(srpm.name, str(srpm), tuple(redact(u) for u in recipe.source.urls), digest,
+                                srpm.stat().st_size, info.nevra)),
+        build_key=key,
+        build_key_inputs=key_inputs,
+        target=TargetInfo(target.name, target.image.tag, image_id, target.arch, target.personality,
+                          target.build_command, target.definition_sha256),
+    )
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir))
+    work = Path(tempfile.mkdtemp(prefix=".work-", dir=out_dir))
+    state.attach(staging / "state.log")
+    build_log = staging / "build.log"
+    failed_dir = out_dir / f"{info.nvr}.failed"
+    try:
+        if os.geteuid() == 0:
+            os.chown(work, target.uid, target.uid)
+        steps.prepare_tree(work, target)
+        mounts = [Mount(work, steps.TOPDIR), Mount(srpm, f"{steps.SRPM_DIR}/{srpm.name}", read_only=True)]
+        with open(build_log, "ab") as log_fh, ExitStack() as stack:
+            with state.phase("container"):
+                box = stack.enter_context(engine.container(image_id, mounts=mounts, hostname=HOSTNAME))
+            step = steps.Step(recipe, target, box, work, staging, log, LogSink(log_fh, echo), state, build_log,
+                              user=f"{target.uid}:{target.uid}", env={"HOME": steps.TOPDIR, "LC_ALL": "C", "TZ": "UTC"})
+            manifest = _in_container(step, info, manifest, failed_dir, skip_deps_check=skip_deps_check)
+        with state.phase("collect"), log.step("collect results"):
+            outputs = collect(work, staging)
+            srpms = [o for o in outputs if o.source]
+            if not srpms or not any(not o.source for o in outputs):
+                raise BuildFailed(f"rpmbuild finished but left no {'source' if not srpms else 'binary'} RPM in {work}")
+            built_nvr = f"{srpms[0].name}-{srpms[0].version}-{srpms[0].release}"
+            expected = manifest.spec.release_after if manifest.spec else None
+            if expected and srpms[0].release != expected:
+                raise BuildFailed(f"rpmbuild built release {srpms[0].release}, but the edited spec says {expected}")
+        manifest = replace(manifest, outputs=tuple(outputs))
+        result_dir = ResultDir(staging)
+        if recipe.checks:
+            from rebuild.pipeline.checks import failure, run_checks
+
+            with state.phase("checks"):
+                results = run_checks(recipe, target, engine, image_id, staging, log)
+            manifest = manifest.with_checks(results)
+            problem = failure(results)
+            if problem is not None:
+                result_dir.write(replace(manifest, phases=tuple(state.phases)))
+                problem.message += f"; the RPMs and logs are in {failed_dir}"
+                raise problem
+        result_dir.write(replace(manifest, phases=tuple(state.phases),
+                                 finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                 duration_seconds=round(time.monotonic() - started, 3)))
+        final = out_dir / built_nvr
+        staging.chmod(0o755)  # mkdtemp made it 0700
+        place(staging, final)
+        buildindex.record(out_dir, key, final)
+        log.info(f"results in {final}")
+        return BuildResult(final, built_nvr, tuple(outputs), time.monotonic() - started)
+    except BaseException:
+        if build_log.exists():
+            keep_failed_logs(staging, failed_dir)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _in_container(step: steps.Step, info: RpmInfo, manifest: Manifest, failed_dir: Path, *,
+                  skip_deps_check: bool) -> Manifest:
+    state, target = step.state, step.target
+    if steps.is_32bit(target):
+        with state.phase("preflight"), step.log.step("preflight for a 32-bit target"):
+            steps.preflight(target, step.box, step.work, step.user)
+    with state.phase("install-srpm"):
+        spec_path = steps.install_srpm(step, step.recipe.source.srpm, info.nvr)
+    command = steps.build_command(step)
+    with state.phase("edit-spec"):
+        spec = steps.edit_spec(step, spec_path)
+    with state.phase("check-spec"):
+        spec = steps.check_spec(step, spec_path, info, spec, command)
+    with state.phase("floors"):
+        floors = steps.check_floors(step, skip=skip_deps_check)
+    manifest = replace(manifest, spec=spec, floors=floors,
+                       target=replace(manifest.target, build_command_used=command))
+    with state.phase("rpmbuild"):
+        steps.rpmbuild(step, spec_path, command, failed_dir)
+    return manifest
+
+
+def _warm_up() -> None:
+    import specfile.macro_definitions  # noqa: F401

@@ -1,0 +1,85 @@
+"""Post-build checks: install the built RPMs in a fresh container of the target and run the
+recipe's checks there (no network, a fully qualified host name). ``rebuild verify`` runs them
+again on a result folder."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from rebuild.config.recipe import Check, Recipe
+from rebuild.config.target import Target
+from rebuild.errors import CheckFailed, UsageError
+from rebuild.log import Log
+from rebuild.pipeline.result import CheckResult, ResultDir
+from rebuild.systems.engine import Engine, Mount
+
+CHECK_HOSTNAME = "rebuild.localdomain"
+OUTPUT_LIMIT = 4000
+
+
+def _judge(check: Check, code: int, output: str) -> bool:
+    if check.expect_stdout is None:
+        return code == 0
+    return re.search(check.expect_stdout, output) is not None
+
+
+def run_checks(recipe: Recipe, target: Target, engine: Engine, image_id: str, result_dir: Path,
+               log: Log) -> list[CheckResult]:
+    """Install the binary RPMs of *result_dir* (rpm -Uvh) and run every check; never raises for a failed check."""
+    rpms_dir = result_dir / "RPMS"
+    rpms = sorted(p.relative_to(rpms_dir) for p in rpms_dir.rglob("*.rpm")) if rpms_dir.is_dir() else []
+    if not rpms:
+        return [CheckResult("install", False, -1, "no binary RPMs to install")]
+    results: list[CheckResult] = []
+    with log.step(f"checks in a fresh {target.name} container"):
+        with engine.container(image_id, mounts=[Mount(rpms_dir, "/rpms", read_only=True)],
+                              hostname=CHECK_HOSTNAME) as box:
+            chunks: list[bytes] = []
+            nodeps = ["--nodeps"] if target.nodeps else []
+            code = box.run(target.wrap(["rpm", "-Uvh", *nodeps, *[f"/rpms/{p}" for p in rpms]]), user="0:0",
+                           output=chunks.append)
+            installed = _text(chunks)
+            results.append(CheckResult("install", code == 0, code, installed))
+            if code != 0:
+                return results
+            for check in recipe.checks:
+                chunks = []
+                code = box.run(target.wrap(list(check.run)), user="0:0", output=chunks.append)
+                output = _text(chunks)
+                results.append(CheckResult(check.name, _judge(check, code, output), code, output))
+                log.info(f"    check {check.name}: {'ok' if results[-1].passed else 'FAILED'}")
+    return results
+
+
+def _text(chunks: list[bytes]) -> str:
+    text = b"".join(chunks).decode(errors="replace")
+    return text if len(text) <= OUTPUT_LIMIT else text[:OUTPUT_LIMIT] + "\n[... cut]"
+
+
+def failure(results: list[CheckResult]) -> CheckFailed | None:
+    failed = [r for r in results if not r.passed]
+    if not failed:
+        return None
+    first = failed[0]
+    tail = "\n".join(first.output.strip().splitlines()[-15:])
+    names = ", ".join(r.name for r in failed)
+    return CheckFailed(f"check {names} failed (exit {first.exit_code})", detail=f"--- {first.name} output:\n{tail}")
+
+
+def verify_result(result_dir: Path, engine: Engine, log: Log, *, recipe_path: Path | None = None,
+                  target_name: str | None = None, cache: Path | None = None) -> list[CheckResult]:
+    """``rebuild verify``: run the recipe's checks again on a result folder; record them in its manifest."""
+    from rebuild.config.recipe import load_recipe
+    from rebuild.config.target import load_target
+    from rebuild.roots.pins import check_image
+
+    folder = ResultDir(Path(result_dir))
+    manifest = folder.verify()
+    recipe = load_recipe(recipe_path or Path(manifest.recipe.path))
+    target = load_target(target_name or (manifest.target.name if manifest.target else recipe.target))
+    if not recipe.checks:
+        raise UsageError(f"{recipe.path}: the recipe has no checks to run")
+    results = run_checks(recipe, target, engine, check_image(target, engine, cache), folder.path, log)
+    folder.write(manifest.with_checks(results))
+    return results

@@ -1,0 +1,182 @@
+"""Dependency floors checked against an rpmdb: the installed versions and the verdict.
+
+The installed versions come from one ``rpm -qa --qf`` query in a container (the image's own
+rpm: rpm 4.0.4 and 4.18 cannot read each other's rpmdb), the host's rpmdb, or a saved list.
+The manifests themselves are ``rebuild.config.floors``. The library returns results and never
+prints.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from rebuild.errors import CheckFailed, EnvironmentProblem, RebuildError, UsageError
+from rebuild.pipeline.result import FloorResult, FloorsReport
+from rebuild.systems.evr import EVR, compare_evr, parse
+
+if TYPE_CHECKING:
+    from rebuild.config.floors import Floor, FloorsManifest
+
+# In a container stdout and stderr arrive as one stream: the query tags its own lines.
+QUERY_TAG = "rebuild-pkg"
+QUERY_FORMAT = QUERY_TAG + " %{NAME} %{EPOCH} %{VERSION} %{RELEASE}\\n"
+OK, TOO_OLD, MISSING = "ok", "too old", "missing"
+_ORDER = {MISSING: 0, TOO_OLD: 1, OK: 2}
+
+
+def load_floors(path: Path) -> list[Floor]:
+    # imported here: with --image, YAML loads while the query container starts (load_and_query)
+    from rebuild.config.floors import load_floors as load
+
+    return load(path)
+
+
+def parse_installed(text: str, source: str) -> dict[str, list[EVR]]:
+    """Parse ``NAME EPOCH VERSION RELEASE`` lines (EPOCH may be ``(none)``)."""
+    installed: dict[str, list[EVR]] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 4:
+            raise UsageError(
+                f"{source}:{number}: expected 'NAME EPOCH VERSION RELEASE' (as rpm -qa --qf prints), got {raw.strip()[:80]!r}"
+            )
+        name, epoch, version, release = fields
+        if epoch != "(none)" and not epoch.isdigit():
+            raise UsageError(f"{source}:{number}: epoch {epoch[:20]!r} must be a number or (none)")
+        try:
+            evr = parse(f"{'' if epoch == '(none)' else epoch + ':'}{version}-{release}")
+        except ValueError as exc:
+            raise UsageError(f"{source}:{number}: bad version in {raw.strip()[:80]!r}: {exc}") from None
+        installed.setdefault(name, []).append(evr)
+    return installed
+
+
+def installed_from_file(path: Path) -> dict[str, list[EVR]]:
+    from rebuild.files import read_user_file
+
+    raw = read_user_file(path, "list of installed packages")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start}); save the list with rpm -qa --qf") from None
+    return parse_installed(text, str(path))
+
+
+def installed_from_host() -> dict[str, list[EVR]]:
+    """The host's rpmdb, read with librpm."""
+    import rpm
+
+    installed: dict[str, list[EVR]] = {}
+    try:
+        for hdr in rpm.TransactionSet().dbMatch():
+            epoch = hdr[rpm.RPMTAG_EPOCH]
+            evr = EVR(int(epoch) if epoch is not None else None, str(hdr[rpm.RPMTAG_VERSION]), str(hdr[rpm.RPMTAG_RELEASE]))
+            installed.setdefault(str(hdr[rpm.RPMTAG_NAME]), []).append(evr)
+    except rpm.error as exc:
+        raise EnvironmentProblem(f"cannot read the host's rpmdb: {exc}") from None
+    return installed
+
+
+def installed_from_container(box, wrap=lambda argv: argv, user: str | None = None) -> dict[str, list[EVR]]:
+    """One ``rpm -qa --qf`` query in the running container *box*, whatever the manifest's size."""
+    chunks: list[bytes] = []
+    code = box.run(wrap(["rpm", "-qa", "--qf", QUERY_FORMAT]), user=user, output=chunks.append)
+    return _parse_query(code, b"".join(chunks))
+
+
+def installed_from_image(engine, image: str, wrap=lambda argv: argv,
+                         meanwhile: Callable[[], None] | None = None) -> dict[str, list[EVR]]:
+    """One ``rpm -qa --qf`` query as the only process of a fresh container of *image*
+    (*meanwhile* runs while the engine starts it)."""
+    code, output = engine.run_once(image, wrap(["rpm", "-qa", "--qf", QUERY_FORMAT]), meanwhile=meanwhile)
+    return _parse_query(code, output)
+
+
+def load_and_query(manifest: Path, engine, image: Callable[[], str],
+                   wrap=lambda argv: argv) -> tuple[list[Floor], dict[str, list[EVR]]]:
+    """The floors of *manifest* and the installed versions of the image *image()* names.
+
+    The manifest loads while the engine starts the query container. A bad manifest still wins
+    over a missing engine or image (the user's input comes first); the container is removed
+    before this returns or raises."""
+    loaded: list[list[Floor]] = []
+    try:
+        installed = installed_from_image(engine, image(), wrap, meanwhile=lambda: loaded.append(load_floors(manifest)))
+    except RebuildError:
+        if not loaded:
+            load_floors(manifest)  # raises the manifest's own error, if it has one
+        raise
+    return loaded[0], installed
+
+
+def _parse_query(code: int, output: bytes) -> dict[str, list[EVR]]:
+    text = output.decode(errors="replace")
+    tagged = "\n".join(line[len(QUERY_TAG) + 1:] for line in text.splitlines() if line.startswith(QUERY_TAG + " "))
+    if code != 0:
+        first = text.strip().splitlines()[:1]
+        raise EnvironmentProblem(
+            f"rpm -qa failed in the image (exit {code}){': ' + first[0][:200] if first else ''};"
+            " does the image have an rpm that can read its rpmdb?"
+        )
+    return parse_installed(tagged, "rpm -qa output")
+
+
+def check(floors: list[Floor], installed: dict[str, list[EVR]]) -> list[FloorResult]:
+    """Each floor's status (the newest installed version counts), problems first."""
+    results = []
+    for floor in floors:
+        versions = installed.get(floor.name, [])
+        if not versions:
+            results.append(FloorResult(floor.name, str(floor.minimum), None, MISSING))
+            continue
+        newest = versions[0]
+        for evr in versions[1:]:
+            if compare_evr(evr, newest) > 0:
+                newest = evr
+        status = OK if compare_evr(newest, floor.minimum) >= 0 else TOO_OLD
+        results.append(FloorResult(floor.name, str(floor.minimum), str(newest), status))
+    return sorted(results, key=lambda r: (_ORDER[r.status], r.name))
+
+
+def format_table(results: list[FloorResult]) -> str:
+    from rebuild.log import format_table as table
+
+    rows = [("NAME", "REQUIRED", "INSTALLED", "STATUS")]
+    rows += [(r.name, ">= " + r.required, r.installed or "-", r.status) for r in results]
+    bad = sum(r.status != OK for r in results)
+    missing = sum(r.status == MISSING for r in results)
+    old = sum(r.status == TOO_OLD for r in results)
+    summary = (
+        f"{len(results)} floors: all met"
+        if not bad
+        else f"{len(results)} floors: {len(results) - bad} met, {old} too old, {missing} missing"
+    )
+    return table(rows, [summary])
+
+
+def check_in_container(manifest: FloorsManifest, target, box, log, *, skip: bool,
+                       hint: str = "") -> FloorsReport:
+    """The build's preflight: the report, or CheckFailed with the table (exit 1) unless every floor is met
+    or *skip*. *hint* is added to the failure (for example: how the image was made)."""
+    with log.step(f"check {len(manifest.floors)} dependency floors ({manifest.path.name})"):
+        results = check(list(manifest.floors), installed_from_container(box, target.wrap))
+    report = FloorsReport(str(manifest.path), manifest.sha256, skip, tuple(results))
+    unmet = [r for r in results if r.status != OK]
+    if unmet and skip:
+        log.warn(f"{len(unmet)} floors not met; building anyway (--skip-deps-check, recorded in manifest.json)")
+    elif unmet:
+        raise CheckFailed(
+            f"the build root does not meet {len(unmet)} of {len(results)} floors in {manifest.path}"
+            f" (--skip-deps-check builds anyway){hint}",
+            detail=format_table(results),
+        )
+    return report
+
+
+def results_json(results: list[FloorResult]) -> str:
+    return json.dumps([r.__dict__ for r in results], indent=2)

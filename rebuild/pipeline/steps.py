@@ -1,0 +1,246 @@
+"""The steps of a build that run in its container: preflight, SRPM install, spec edit and query,
+floors, rpmbuild. Each returns what it found (typed, for the manifest) or raises a typed error.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from rebuild.config.recipe import Recipe
+from rebuild.config.target import Target
+from rebuild.errors import BuildFailed
+from rebuild.files import sha256_file
+from rebuild.log import Log
+from rebuild.pipeline.result import FloorsReport, SpecReport
+from rebuild.pipeline.workdir import LogSink, StateLog, tail
+from rebuild.systems.engine import Container
+from rebuild.systems.rpmfile import RpmInfo
+
+TOPDIR = "/build"
+SRPM_DIR = "/srpm"
+# rpm 4.0.x's -ba writes into RPMS/<arch>/ and SRPMS/ and runs %prep in BUILD/, and makes none of them
+BUILD_ARCHES = {
+    "i686": ("i386", "i486", "i586", "i686", "athlon", "noarch"),
+    "i386": ("i386", "noarch"),
+}
+_32BIT = ("i386", "i486", "i586", "i686")
+
+
+@dataclass
+class Step:
+    """What every in-container step needs: the container, the build user, the logs."""
+
+    recipe: Recipe
+    target: Target
+    box: Container
+    work: Path
+    staging: Path
+    log: Log
+    sink: LogSink
+    state: StateLog
+    build_log: Path
+    user: str
+    env: dict
+
+    @property
+    def topdir(self) -> list[str]:
+        return ["--define", f"_topdir {TOPDIR}"]
+
+    def run(self, argv: list[str], **kw) -> int:
+        """Run *argv* under the target's personality; its output goes to build.log."""
+        return self.box.run(self.target.wrap(argv), user=self.user, env=self.env, output=self.sink, **kw)
+
+
+def is_32bit(target: Target) -> bool:
+    return target.personality == "linux32" or target.arch in _32BIT
+
+
+def prepare_tree(work: Path, target: Target) -> None:
+    """The build tree as /usr/src/redhat had it: BUILD, RPMS/<arch> for every arch the target builds, SRPMS."""
+    folders = ["BUILD", "SRPMS", "SOURCES", "SPECS", "RPMS"]
+    folders += [f"RPMS/{a}" for a in BUILD_ARCHES.get(target.arch, (target.arch, "noarch"))]
+    for folder in folders:
+        path = work / folder
+        path.mkdir(exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(path, target.uid, target.uid)
+
+
+def preflight(target: Target, box: Container, work: Path, user: str) -> None:
+    """Clear errors, before anything is built, for what old 32-bit targets need from this machine."""
+    probe = work / ".inode-probe"
+    probe.write_bytes(b"")
+    for path in (work, probe):
+        if inode(path) > 0xFFFFFFFF:
+            raise BuildFailed(
+                f"{path.parent if path == probe else path}: inode numbers here exceed 2^32, and 32-bit tools built"
+                " without large-file support (RH 7.3's) fail with EOVERFLOW on them; use --out on a filesystem with"
+                " 32-bit inodes (ext4; XFS mounted with inode32; tmpfs without inode64)"
+            )
+    probe.unlink()
+    out: list[bytes] = []
+    code = box.run(target.wrap(["uname", "-m"]), user=user, output=out.append)
+    machine = b"".join(out).decode(errors="replace").strip()
+    if code != 0 or (target.personality == "linux32" and machine not in _32BIT):
+        raise BuildFailed(
+            f"the {target.personality or 'default'} personality does not work here (uname -m says {machine!r},"
+            f" exit {code}): the kernel lacks 32-bit support (CONFIG_IA32_EMULATION, or ia32_emulation=0 on the"
+            " kernel command line) or the seccomp profile forbids personality(); build on a host that allows both"
+        )
+    out.clear()
+    code = box.run(target.wrap(["rpm", "-qa", "--qf", "%{NAME}\\n"]), user=user, output=out.append)
+    text = b"".join(out).decode(errors="replace")
+    if code != 0:
+        if code == 127 or "executable file not found" in text:
+            raise BuildFailed(f"the {target.name} image has no rpm: add rpm (and rpm-build) to its package list")
+        if "exec format error" in text.lower() or code == 126:
+            raise BuildFailed("the image's 32-bit rpm cannot run: the kernel lacks IA32 emulation; enable it or use"
+                              " another build host")
+        raise BuildFailed(
+            f"the image's rpm cannot read its own rpmdb (rpm -qa exit {code}: {text.strip()[:200]});"
+            f" remake the image with `rebuild image {target.name} --force ...` so its own rpm writes the rpmdb"
+        )
+
+
+def inode(path: Path) -> int:
+    return path.stat().st_ino
+
+
+def install_srpm(step: Step, srpm_name: str, nvr: str) -> Path:
+    """``rpm -i`` the SRPM into the build tree; return the one spec it holds."""
+    with step.log.step(f"install {nvr}.src.rpm"):
+        code = step.run(["rpm", "-i", *step.topdir, f"{SRPM_DIR}/{srpm_name}"])
+        if code != 0:
+            raise BuildFailed(f"rpm -i of the SRPM failed (exit {code}); see {step.build_log}",
+                              detail=tail(step.build_log))
+    specs = sorted((step.work / "SPECS").glob("*.spec"))
+    if len(specs) != 1:
+        raise BuildFailed(f"the SRPM holds {len(specs)} spec files, expected exactly one")
+    return specs[0]
+
+
+def edit_spec(step: Step, spec_path: Path) -> SpecReport:
+    """Apply the recipe's edits to the installed spec; spec.diff goes into the result."""
+    from rebuild.files import atomic_write
+    from rebuild.pipeline.spec import SpecText, edit_spec as edit, encoded
+
+    recipe = step.recipe
+    report = SpecReport(file=spec_path.name, edits=recipe.spec.as_dict())
+    if recipe.spec.empty:
+        return report
+    with step.log.step(f"edit {spec_path.name}"):
+        spec = SpecText.read(spec_path)
+        result = edit(spec, recipe.spec)
+        for note in result.notes:
+            step.log.warn(note)
+        for change in result.changes:
+            step.log.info(f"    {change}")
+        header = "".join(f"# {note}\n" for note in result.notes)
+        atomic_write(step.staging / "spec.diff", encoded(spec_path, header + result.diff(spec_path.name), spec.encoding),
+                     mode=0o644)
+        if result.changed:
+            atomic_write(spec_path, encoded(spec_path, result.edited, spec.encoding), mode=spec_path.stat().st_mode & 0o7777)
+    return replace(report, changes=tuple(result.changes), notes=tuple(result.notes),
+                   diff_sha256=sha256_file(step.staging / "spec.diff"))
+
+
+def query_spec(step: Step, spec_name: str, command: str) -> tuple[str, list[str] | None] | None:
+    """Release and BuildRequires as the target's own rpm reads the spec; None when it cannot tell.
+
+    rpmspec where there is one. rpm 4.0.x has none, and its ``rpm -q --specfile`` yields the binary
+    packages' headers (their Release, not the BuildRequires): there, a source package is made from the
+    edited spec (``-bs --nodeps``) and its requires are read, as they are the spec's BuildRequires."""
+    spec = f"{TOPDIR}/SPECS/{spec_name}"
+    requires = "[%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\\n]"
+    code, text = _quiet(step, ["rpmspec", "-q", "--srpm", "--qf", "%{RELEASE}\\n" + requires, *step.topdir, spec])
+    if code == 0 and text.strip():
+        lines = [line.strip() for line in text.strip().splitlines()]
+        return lines[0], [" ".join(line.split()) for line in lines[1:] if line]
+    code, text = _quiet(step, ["rpm", "-q", "--qf", "rebuild-release %{RELEASE}\\n", *step.topdir, "--specfile", spec])
+    releases = [line.split()[1] for line in text.splitlines() if line.startswith("rebuild-release ")]
+    if code != 0 or not releases:
+        return None
+    query_dir = f"{TOPDIR}/.query"
+    (step.work / ".query").mkdir(exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(step.work / ".query", step.target.uid, step.target.uid)
+    code, _ = _quiet(step, [command, "-bs", "--nodeps", *step.topdir, "--define", f"_srcrpmdir {query_dir}", spec])
+    made = sorted((step.work / ".query").glob("*.src.rpm"))
+    if code != 0 or len(made) != 1:
+        return releases[0], None
+    code, text = _quiet(step, ["rpm", "-qp", "--qf", "rebuild-req " + requires.replace("[", "[rebuild-req "),
+                               f"{query_dir}/{made[0].name}"])
+    made[0].unlink()
+    if code != 0:
+        return releases[0], None
+    lines = [line.split(None, 1)[1] if " " in line else "" for line in text.splitlines()
+             if line.startswith("rebuild-req ")]
+    return releases[0], [" ".join(line.split()) for line in lines if line.strip()]
+
+
+def _quiet(step: Step, argv: list[str]) -> tuple[int, str]:
+    """Run a query: its output is read, not logged."""
+    chunks: list[bytes] = []
+    code = step.box.run(step.target.wrap(argv), user=step.user, env=step.env, output=chunks.append)
+    return code, b"".join(chunks).decode(errors="replace")
+
+
+def check_spec(step: Step, spec_path: Path, info: RpmInfo, report: SpecReport, command: str) -> SpecReport:
+    """The edited spec read by the target's rpm: the Release the edit implies, and the BuildRequires."""
+    from rebuild.pipeline.spec import release_uses
+
+    edits = step.recipe.spec
+    if edits.empty:
+        return report
+    with step.log.step("check the edited Release with the target's rpm"):
+        queried = query_spec(step, spec_path.name, command)
+        release = queried[0] if queried else None
+        report = replace(report, release_before=info.release,
+                         buildrequires_after=tuple(queried[1]) if queried and queried[1] is not None else None)
+        if release is None:
+            step.log.warn("the target's rpm cannot query the spec; the Release is checked on the built SRPM instead")
+            report = replace(report, release_check="after-build")
+        else:
+            report = replace(report, release_after=release, release_check="spec-query")
+            step.log.info(f"    Release {info.release} -> {release}")
+        original = spec_path.read_text(errors="replace")
+        names = [n for n, _ in edits.macros]
+        must_change = bool(edits.release_suffix) or release_uses(original, names)
+        if release is not None and must_change and release == info.release:
+            raise BuildFailed(
+                f"{spec_path.name}: Release is still {release} after editing {', '.join(names) or 'Release'};"
+                " the edit did not take effect (is the macro redefined later, or set by a conditional?)"
+            )
+        if release is not None and edits.release_suffix and not release.endswith(edits.release_suffix):
+            raise BuildFailed(f"{spec_path.name}: Release {release} does not end in {edits.release_suffix}")
+    return report
+
+
+def check_floors(step: Step, *, skip: bool, hint: str = "") -> FloorsReport | None:
+    if step.recipe.floors is None:
+        return None
+    from rebuild.pipeline.floors import check_in_container
+
+    return check_in_container(step.recipe.floors, step.target, step.box, step.log, skip=skip, hint=hint)
+
+
+def build_command(step: Step) -> str:
+    """rpmbuild, or ``rpm`` where the image has no rpmbuild (rpm 4.0.x without rpm-build's alias)."""
+    if step.target.build_command != "auto":
+        return step.target.build_command
+    code = step.box.run(["sh", "-c", "command -v rpmbuild"], user=step.user, output=lambda _chunk: None)
+    return "rpmbuild" if code == 0 else "rpm"
+
+
+def rpmbuild(step: Step, spec_path: Path, command: str, failed_dir: Path) -> None:
+    nodeps = ["--nodeps"] if step.target.nodeps else []
+    argv = [command, "-ba", *nodeps, *step.topdir, f"{TOPDIR}/SPECS/{spec_path.name}"]
+    with step.log.step(f"{command} -ba {spec_path.name}"):
+        code = step.run(argv, workdir=TOPDIR)
+        if code != 0:
+            raise BuildFailed(
+                f"{command} -ba {spec_path.name} failed (exit {code}); full log: {failed_dir / 'build.log'}",
+                detail=tail(step.build_log),
+            )

@@ -1,0 +1,60 @@
+"""Settings from the environment, read in this one place into a frozen object passed down.
+
+==========================  ===================================================================
+variable                    meaning
+==========================  ===================================================================
+REBUILD_HOME                the folder holding ``containers/`` and ``specs/`` (default: the checkout)
+REBUILD_CACHE               the cache (default ``$XDG_CACHE_HOME/rebuild`` or ``~/.cache/rebuild``)
+REBUILD_MIRROR              ``FROM=TO`` URL prefix rewrites for downloads
+REBUILD_KEEP_CONTAINER      keep containers for debugging
+GITHUB_ACTIONS, GITLAB_CI   the CI system, for log folding
+==========================  ===================================================================
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from rebuild.errors import UsageError
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    cache: Path
+    mirrors: tuple[tuple[str, str], ...] = ()
+    keep_containers: bool = False
+    ci: str | None = None  # "github", "gitlab" or None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        home = Path(env["REBUILD_HOME"]).resolve() if env.get("REBUILD_HOME") else CHECKOUT
+        if env.get("REBUILD_CACHE"):
+            cache = Path(env["REBUILD_CACHE"]).resolve()
+        else:
+            base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+            cache = base / "rebuild"
+        ci = "github" if env.get("GITHUB_ACTIONS") == "true" else "gitlab" if env.get("GITLAB_CI") == "true" else None
+        return cls(home=home, cache=cache, mirrors=parse_mirrors(env.get("REBUILD_MIRROR", ""), "REBUILD_MIRROR"),
+                   keep_containers=bool(env.get("REBUILD_KEEP_CONTAINER")), ci=ci)
+
+
+def parse_mirrors(spec: str, where: str = "--mirror") -> tuple[tuple[str, str], ...]:
+    """``FROM=TO`` pairs, separated by spaces or commas."""
+    pairs = []
+    for item in re.split(r"[\s,]+", spec or ""):
+        if not item:
+            continue
+        old, sep, new = item.partition("=")
+        if not sep or not old or not new:
+            raise UsageError(f"{where}: {item!r}: expected FROM=TO, e.g."
+                             " https://archive.example/pub=file:///srv/mirror/pub")
+        pairs.append((old, new))
+    return tuple(pairs)

@@ -1,0 +1,64 @@
+"""URLs: local paths, mirrors, and redaction of credentials wherever a URL is shown or stored."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+# query parameters whose values are secrets (signed URLs, tokens)
+_SECRET_PARAM = re.compile(r"(?i)^(x-amz-signature|x-amz-credential|x-amz-security-token|sig|signature|token|"
+                           r"access_token|auth|key|api_key|apikey|password|passwd|secret|private_token)$")
+
+
+def local_path(url: str) -> Path | None:
+    """The path of a file:// URL or a plain path; None for http(s)."""
+    try:
+        parsed = urlsplit(url)
+    except ValueError:
+        return None
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if not parsed.scheme:
+        return Path(url)
+    return None
+
+
+def redact(url: str) -> str:
+    """The URL without user:password and without the values of secret query parameters; never raises."""
+    try:
+        parsed = urlsplit(url)
+    except ValueError:
+        # unparseable: drop anything between :// and an @ by hand
+        return re.sub(r"(?<=://)[^/@]*@", "***@", url)
+    netloc = parsed.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = parsed.query
+    if query:
+        pairs = []
+        for item in query.split("&"):
+            name, sep, value = item.partition("=")
+            pairs.append(f"{name}=***" if sep and _SECRET_PARAM.match(unquote(name)) else item)
+        query = "&".join(pairs)
+    return urlunsplit(parsed._replace(netloc=netloc, query=query))
+
+
+def with_mirrors(urls: list[str], mirrors: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> list[str]:
+    """Each URL rewritten by the first matching mirror (tried first), then the original."""
+    out: list[str] = []
+    for url in urls:
+        for old, new in mirrors:
+            if url.startswith(old):
+                out.append(new + url[len(old):])
+                break
+        out.append(url)
+    return list(dict.fromkeys(out))
+
+
+def file_name(url: str) -> str:
+    """The last path component of *url* (empty when it names a folder)."""
+    try:
+        return Path(unquote(urlsplit(url).path)).name
+    except ValueError:
+        return ""

@@ -1,0 +1,182 @@
+"""build() with the fake engine: the phases in order, the failure paths, and what lands in the result.
+
+The RPMs are real (made by the host's rpmbuild); only the container is fake: its ``rpm -i`` writes
+the spec into the mounted work tree and its ``rpmbuild -ba`` puts the prebuilt RPMs there."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rebuild.config.recipe import load_recipe
+from rebuild.config.target import load_target
+from rebuild.errors import BuildFailed, CheckFailed, EnvironmentProblem
+from rebuild.log import Log
+from rebuild.pipeline.build import build
+from rebuild.pipeline.result import ResultDir
+from rebuild.roots.pins import Pin, write_pin
+from rebuild.settings import Settings
+from tests.unit.fake_engine import FakeEngine
+
+SPEC = """\
+%define errata 80
+Summary: greeting
+Name: greeting
+Version: 2.1
+Release: 3.%{errata}
+License: MIT
+BuildArch: noarch
+%description
+x
+%install
+mkdir -p %{buildroot}/usr/share/greeting
+echo %{errata} > %{buildroot}/usr/share/greeting/errata
+%files
+/usr/share/greeting/errata
+"""
+
+
+def _rpmbuild(spec_text: str, top: Path, mode: str) -> None:
+    top.mkdir(parents=True, exist_ok=True)
+    spec = top / "greeting.spec"
+    spec.write_text(spec_text)
+    subprocess.run(["rpmbuild", mode, "--quiet", "--define", f"_topdir {top}", str(spec)], check=True,
+                   capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory):
+    """The errata-80 SRPM the recipe names, and the errata-73 RPMs the fake rpmbuild 'builds'."""
+    base = tmp_path_factory.mktemp("pkgs")
+    _rpmbuild(SPEC, base / "80", "-bs")
+    _rpmbuild(SPEC.replace("%define errata 80", "%define errata 73"), base / "73", "-ba")
+    return next((base / "80" / "SRPMS").glob("*.rpm")), base / "73"
+
+
+@pytest.fixture
+def setup(tmp_path, packages):
+    srpm, built = packages
+    settings = Settings(home=Path(__file__).parents[2], cache=tmp_path / "cache")
+    target = load_target("testroot")
+    write_pin(Pin(target.name, target.image.tag, "sha256:pinned", target.image_key, "x"), target, settings.cache)
+    floors = tmp_path / "floors.yaml"
+    floors.write_text("floors:\n  rpm: '4.18'\n")
+    recipe = tmp_path / "greeting.yaml"
+    recipe.write_text(f"name: greeting\nsource:\n  srpm: {srpm.name}\n  urls: ['{srpm.as_uri()}']\n"
+                      "spec:\n  macros:\n    errata: '73'\ntarget: testroot\nfloors: floors.yaml\n"
+                      "checks:\n  - name: says-73\n    run: [cat, /usr/share/greeting/errata]\n    expect_stdout: '73'\n")
+
+    def install(argv, mounts):
+        (mounts["/build"] / "SPECS" / "greeting.spec").write_text(SPEC)
+        return 0, b""
+
+    def rpmbuild(argv, mounts):
+        work = mounts["/build"]
+        for rpm in (built / "RPMS").rglob("*.rpm"):
+            shutil.copy(rpm, work / "RPMS" / "noarch" / rpm.name)
+        for rpm in (built / "SRPMS").glob("*.rpm"):
+            shutil.copy(rpm, work / "SRPMS" / rpm.name)
+        return 0, b"Wrote: greeting-2.1-3.73\n"
+
+    engine = FakeEngine(images={target.image.tag: "sha256:pinned"}, answers={
+        ("rpm", "-i"): install,
+        ("rpmspec", "-q"): (0, b"3.73\nrpm-build >= 4\n"),
+        ("rpm", "-qa"): (0, b"rebuild-pkg rpm (none) 4.18.0 4\n"),
+        ("rpmbuild", "-ba"): rpmbuild,
+        ("rpm", "-Uvh"): (0, b"installed\n"),
+        ("cat", "/usr/share/greeting/errata"): (0, b"73\n"),
+    })
+    return load_recipe(recipe), target, engine, settings, tmp_path / "out"
+
+
+def run(setup, **kw):
+    recipe, target, engine, settings, out = setup
+    return build(recipe, target, engine, Log(quiet=True), out_dir=out, settings=settings, **kw)
+
+
+def test_phases_in_order_and_what_lands_in_the_result(setup):
+    recipe, target, engine, settings, out = setup
+    result = run(setup)
+    assert result.directory == out / "greeting-2.1-3.73" and not result.cached
+    phases = [p.phase for p in ResultDir(result.directory).read().phases]
+    assert phases == ["source", "verify-source", "image", "container", "install-srpm", "edit-spec", "check-spec",
+                      "floors", "rpmbuild", "collect", "checks"]
+    manifest = ResultDir(result.directory).verify()
+    assert manifest.spec.release_before == "3.80" and manifest.spec.release_after == "3.73"
+    assert manifest.spec.buildrequires_after == ("rpm-build >= 4",)
+    assert [(f.name, f.status) for f in manifest.floors.results] == [("rpm", "ok")]
+    assert [(c.name, c.passed) for c in manifest.checks] == [("install", True), ("says-73", True)]
+    assert {o.file for o in manifest.outputs} == {"RPMS/noarch/greeting-2.1-3.73.noarch.rpm",
+                                                  "SRPMS/greeting-2.1-3.73.src.rpm"}
+    assert manifest.target.image_id == "sha256:pinned" and manifest.target.build_command_used == "rpmbuild"
+    assert "%define errata 73" in (result.directory / "spec.diff").read_text()
+    assert engine.live == 0, "every container was removed"
+    # the same inputs again: up to date, no container at all
+    boxes = len(engine.boxes)
+    again = run(setup)
+    assert again.cached and again.directory == result.directory and len(engine.boxes) == boxes
+
+
+def test_failed_rpmbuild_keeps_logs_not_a_result(setup):
+    recipe, target, engine, settings, out = setup
+    engine.answers[("rpmbuild", "-ba")] = (1, b"error: compiler says no\n")
+    with pytest.raises(BuildFailed, match="rpmbuild -ba greeting.spec failed") as err:
+        run(setup)
+    assert "compiler says no" in err.value.detail
+    assert sorted(p.name for p in out.iterdir()) == ["greeting-2.1-3.80.failed"]
+    assert "compiler says no" in (out / "greeting-2.1-3.80.failed" / "build.log").read_text()
+
+
+def test_unmet_floor_stops_before_rpmbuild(setup):
+    recipe, target, engine, settings, out = setup
+    engine.answers[("rpm", "-qa")] = (0, b"rebuild-pkg rpm (none) 4.0.4 7x.18\n")
+    with pytest.raises(CheckFailed, match="does not meet 1 of 1 floors") as err:
+        run(setup)
+    assert "rpm" in err.value.detail and "too old" in err.value.detail
+    assert not any(argv[:2] == ["rpmbuild", "-ba"] for box in engine.boxes for argv in box.ran)
+    assert not (out / "greeting-2.1-3.73").exists()
+
+
+def test_failed_check_keeps_rpms_and_manifest(setup):
+    recipe, target, engine, settings, out = setup
+    engine.answers[("cat", "/usr/share/greeting/errata")] = (0, b"80\n")
+    with pytest.raises(CheckFailed, match="check says-73 failed"):
+        run(setup)
+    failed = out / "greeting-2.1-3.80.failed"
+    assert (failed / "RPMS" / "noarch" / "greeting-2.1-3.73.noarch.rpm").is_file()
+    checks = json.loads((failed / "manifest.json").read_text())["checks"]
+    assert checks[1] == {"name": "says-73", "passed": False, "exit_code": 0, "output": "80\n"}
+
+
+def test_edit_without_effect_is_refused_before_rpmbuild(setup):
+    recipe, target, engine, settings, out = setup
+    engine.answers[("rpmspec", "-q")] = (0, b"3.80\n")
+    with pytest.raises(BuildFailed, match="Release is still 3.80 after editing errata"):
+        run(setup)
+
+
+def test_missing_image_is_found_after_the_srpm_is_checked(setup, tmp_path):
+    recipe, target, engine, settings, out = setup
+    engine.images.clear()
+    with pytest.raises(EnvironmentProblem, match="rebuild image testroot"):
+        run(setup)
+    bad = dataclasses.replace(recipe, source=dataclasses.replace(recipe.source, sha256="0" * 64))
+    with pytest.raises(CheckFailed, match="refusing to build"):
+        build(bad, target, engine, Log(quiet=True), out_dir=out, settings=settings)
+    assert engine.boxes == []
+
+
+def test_fake_engine_implements_the_whole_interface():
+    from rebuild.systems.engine import Container, DockerContainer, DockerEngine, Engine
+    from tests.unit.fake_engine import FakeContainer
+
+    def verbs(cls):
+        return {name for name in vars(cls) if not name.startswith("_")} - {"name"}
+
+    assert verbs(Engine) <= verbs(FakeEngine) and verbs(Engine) <= verbs(DockerEngine)
+    assert verbs(Container) <= verbs(FakeContainer) and verbs(Container) <= verbs(DockerContainer)
