@@ -105,7 +105,9 @@ def new_containers():
 def engine():
     from rebuild.systems.engine import DockerEngine
 
-    return DockerEngine()
+    engine = DockerEngine()
+    yield engine
+    engine.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,25 +6,31 @@ import subprocess
 from pathlib import Path
 
 
-def packages_spec(packages: list[tuple[str, int | None, str, str]]) -> str:
-    """A spec that builds one empty noarch package per (name, epoch, version, release)."""
+def packages_spec(packages: list[tuple]) -> str:
+    """A spec that builds one empty noarch package per (name, epoch, version, release[, requires]),
+    each requiring what its fifth item lists."""
     lines = ["Name: floorpkgs", "Version: 1", "Release: 1", "Summary: test packages", "License: MIT",
              "BuildArch: noarch", "%description", "test packages"]
-    for name, epoch, version, release in packages:
+    for name, epoch, version, release, *rest in packages:
         lines += [f"%package -n {name}", f"Summary: {name}"]
         if epoch is not None:
             lines.append(f"Epoch: {epoch}")
+        lines += [f"Requires: {r}" for r in (rest[0] if rest else ())]
         lines += [f"Version: {version}", f"Release: {release}", f"%description -n {name}", name, f"%files -n {name}"]
     return "\n".join(lines) + "\n"
 
 
-def build_packages(packages, out: Path) -> Path:
-    """Build the packages with the host's rpmbuild; return the folder holding the RPMs."""
+# what rpm 4.0.4 can install: a gzip payload and MD5 file digests
+OLD_FORMAT = ["--define", "_binary_payload w9.gzdio", "--define", "_binary_filedigest_algorithm 1"]
+
+
+def build_packages(packages, out: Path, *, old: bool = False) -> Path:
+    """Build the packages with the host's rpmbuild (the 2003 way with *old*); return the folder holding them."""
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "floorpkgs.spec"
     spec.write_text(packages_spec(packages))
-    subprocess.run(["rpmbuild", "-bb", "--quiet", "--define", f"_topdir {out / 'top'}", str(spec)],
-                   check=True, capture_output=True)
+    subprocess.run(["rpmbuild", "-bb", "--quiet", "--define", f"_topdir {out / 'top'}", *(OLD_FORMAT if old else []),
+                    str(spec)], check=True, capture_output=True)
     return out / "top" / "RPMS" / "noarch"
 
 

@@ -15,7 +15,8 @@ def build_rpm(spec_text: str, out: Path, sources: Path | None = None, target: st
     spec = out / "pkg.spec"
     spec.write_text(textwrap.dedent(spec_text))
     argv = ["rpmbuild", "-bb", "--quiet", "--define", f"_topdir {out / 'top'}",
-            "--define", "_binary_payload w9.gzdio",  # gzip'd cpio, as in 2003
+            "--define", "_binary_payload w9.gzdio",  # gzip'd cpio and MD5 file digests, as in 2003
+            "--define", "_binary_filedigest_algorithm 1",
             "--define", "__os_install_post %{nil}", "--define", "debug_package %{nil}"]
     if sources:
         argv += ["--define", f"_sourcedir {sources}"]
@@ -92,7 +93,7 @@ def _merged_usr_links() -> list[str]:
     return [d for d in ("/lib", "/lib64") if Path(d).is_symlink()]
 
 
-def rpm_spec() -> str:
+def rpm_spec(requires: list[str] = ()) -> str:
     """A package "rpm" carrying Debian's real rpm, so the image can write and read its own rpmdb."""
     files = _rpm_closure()
     copy = "\n".join(f"mkdir -p %{{buildroot}}{Path(p).parent} && cp -a {p} %{{buildroot}}{p}" for p in files)
@@ -100,29 +101,50 @@ def rpm_spec() -> str:
     make_links = "\n".join(f"ln -s {Path(d).readlink()} %{{buildroot}}{d}" for d in links)
     return "\n".join([
         "Name: rpm", "Version: 4.0.4", "Release: 7x.18", "Summary: rpm for the test tree", "License: GPL",
-        "AutoReqProv: no", "%define _build_id_links none", "%description", "Debian's rpm, repackaged for a test.",
+        "AutoReqProv: no", *[f"Requires: {r}" for r in requires], "%define _build_id_links none", "%description",
+        "Debian's rpm, repackaged for a test.",
         "%install", "mkdir -p %{buildroot}/var/lib/rpm", copy, make_links,
         "%files", "%dir /var/lib/rpm", *links, *files,
     ]) + "\n"
 
 
-def make_rh73_tree(base: Path, package_list: Path) -> dict[str, str]:
-    """A tree with every package named in *package_list*: ``bash`` is a static busybox with applet
-    links, ``rpm`` is a real rpm, the rest are empty; the floors' packages sit at their floor
-    versions, ``openssl-devel`` below it in os and at it in updates. Returns name -> version-release."""
-    from rebuild.roots.rpmtree import read_package_list
-    from tests.rpmdb_image import packages_spec
+# What Red Hat Linux 7.3's packages require of each other (a part: enough that a list without closure
+# misses some), and the versions the floors name.
+RH73_REQUIRES = {
+    "gcc": ["cpp", "binutils", "glibc-devel"], "glibc": ["glibc-common"], "glibc-devel": ["glibc", "glibc-kernheaders"],
+    "rpm": ["popt", "db3", "zlib", "bzip2-libs"], "rpm-build": ["patch", "cpio", "gawk", "file", "rpm"],
+    "fileutils": ["libtermcap"], "krb5-libs": ["e2fsprogs"], "krb5-devel": ["krb5-libs"],
+    "pam": ["cracklib", "cracklib-dicts", "glib", "pwdb"], "pam-devel": ["pam"], "groff": ["libstdc++"],
+    "openssl-devel": ["openssl"], "openldap-devel": ["openldap"], "openldap": ["cyrus-sasl", "openssl"],
+    "cyrus-sasl-devel": ["cyrus-sasl"], "hesiod-devel": ["hesiod"], "gdbm-devel": ["gdbm"], "db3-devel": ["db3"],
+    "tcp_wrappers": [],
+}
+RH73_FLOORS = {"rpm-build": ("4.0.4", "7x.18"), "gdbm": ("1.8.0", "14"), "gdbm-devel": ("1.8.0", "14"),
+               "hesiod": ("3.0.2", "18"), "hesiod-devel": ("3.0.2", "18"), "krb5-libs": ("1.2.4", "11"),
+               "krb5-devel": ("1.2.4", "11"), "openldap": ("2.0.27", "2.7.3"), "openldap-devel": ("2.0.27", "2.7.3"),
+               "openssl": ("0.9.6b", "32.7"), "openssl-devel": ("0.9.6b", "32.7"), "pam": ("0.75", "46.7.3"),
+               "pam-devel": ("0.75", "46.7.3"), "cyrus-sasl": ("1.5.24", "25"), "cyrus-sasl-devel": ("1.5.24", "25")}
+# sendmail's BuildRequires with errata 73 (Red Hat's spec picks db3-devel there)
+SENDMAIL_73_BUILDREQUIRES = ["openssl-devel", "krb5-devel", "pam-devel", "openldap-devel", "cyrus-sasl-devel",
+                             "hesiod-devel", "gdbm-devel", "db3-devel", "tcp_wrappers", "groff"]
 
-    names = read_package_list(package_list)
-    floors = {"rpm-build": ("4.0.4", "7x.18"), "gdbm": ("1.8.0", "14"), "gdbm-devel": ("1.8.0", "14"),
-              "hesiod": ("3.0.2", "18"), "hesiod-devel": ("3.0.2", "18"), "krb5-libs": ("1.2.4", "11"),
-              "krb5-devel": ("1.2.4", "11"), "openldap": ("2.0.27", "2.7.3"), "openldap-devel": ("2.0.27", "2.7.3"),
-              "openssl": ("0.9.6b", "32.7"), "openssl-devel": ("0.9.6b", "32.7"), "pam": ("0.75", "46.7.3"),
-              "pam-devel": ("0.75", "46.7.3"), "cyrus-sasl": ("1.5.24", "25"), "cyrus-sasl-devel": ("1.5.24", "25")}
-    empty = [n for n in names if n not in ("bash", "rpm")]
-    versions = {n: floors.get(n, ("1.0", "1")) for n in empty}
-    os_set = [(n, None, *versions[n]) for n in empty]
-    os_set = [(n, e, v, "30.7" if n == "openssl-devel" else r) for n, e, v, r in os_set]  # below the floor
+
+def make_rh73_tree(base: Path, package_list: Path) -> dict[str, str]:
+    """A tree for the rh73 target: the names in *package_list*, what they require (RH73_REQUIRES), sendmail's
+    BuildRequires and the floors' packages. ``bash`` is a static busybox with applet links, ``rpm`` is a
+    real rpm, the rest are empty packages with their requires; the floors' packages sit at their floor
+    versions, ``openssl-devel`` below it in os and at it in updates. Returns name -> version-release of
+    every package in the tree."""
+    from rebuild.roots.buildroot import read_package_list
+    from tests.rpmdb_image import build_packages
+
+    names = set(read_package_list(package_list)) | set(SENDMAIL_73_BUILDREQUIRES) | set(RH73_FLOORS)
+    names |= {r for n in list(names) for r in RH73_REQUIRES.get(n, [])}
+    names |= {r for n in list(names) for r in RH73_REQUIRES.get(n, [])}
+    empty = sorted(n for n in names if n not in ("bash", "rpm"))
+    versions = {n: RH73_FLOORS.get(n, ("1.0", "1")) for n in empty}
+    os_set = [(n, None, versions[n][0], "30.7" if n == "openssl-devel" else versions[n][1], RH73_REQUIRES.get(n, []))
+              for n in empty]  # openssl-devel below its floor in os
     src = base / "src"
     src.mkdir(parents=True)
     shutil.copy(shutil.which("busybox") or "/bin/busybox", src / "busybox")
@@ -131,16 +153,14 @@ def make_rh73_tree(base: Path, package_list: Path) -> dict[str, str]:
     os_dir.mkdir(parents=True)
     up_dir.mkdir(parents=True)
     bash = build_rpm(busybox_spec().replace("Name: busybox", "Name: bash"), base / "bash", src, target="i686")
-    rpm = build_rpm(rpm_spec(), base / "rpm", target="i686")
+    rpm = build_rpm(rpm_spec(RH73_REQUIRES["rpm"]), base / "rpm", target="i686")
     shutil.copy(bash, os_dir / bash.name)
     shutil.copy(rpm, os_dir / rpm.name)
-    from tests.rpmdb_image import build_packages
-
-    for rpm_path in build_packages(os_set, base / "empty-os").glob("*.rpm"):
+    for rpm_path in build_packages(os_set, base / "empty-os", old=True).glob("*.rpm"):
         shutil.copy(rpm_path, os_dir / rpm_path.name)
-    for rpm_path in build_packages([("openssl-devel", None, "0.9.6b", "32.7")], base / "empty-up").glob("*.rpm"):
+    update = [("openssl-devel", None, "0.9.6b", "32.7", RH73_REQUIRES["openssl-devel"])]
+    for rpm_path in build_packages(update, base / "empty-up", old=True).glob("*.rpm"):
         shutil.copy(rpm_path, up_dir / rpm_path.name)
-    assert packages_spec  # the same subpackage builder as the rpmdb images
     result = {n: f"{v}-{r}" for n, (v, r) in versions.items()}
     result.update(bash="1.35.0-1", rpm="4.0.4-7x.18")
     return result

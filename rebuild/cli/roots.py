@@ -13,17 +13,51 @@ from rebuild.cli.main import Context, cli, pass_ctx
 @cli.command()
 @click.argument("target")
 @click.option("--force", is_flag=True, help="Make the root again even when a cached one matches.")
-@click.option("--mirror", help="rpmtree targets: the release's RPM tree (URL or folder; RedHat/RPMS layout or flat).")
+@click.option("--mirror", help="rpmtree targets: the release's RPM tree (URL or folder; RedHat/RPMS layout, hdlist,"
+                               " repodata or a flat folder).")
 @click.option("--updates", help="rpmtree targets: the updates tree, preferred where newer.")
+@click.option("--locked", "locked", is_flag=False, flag_value="", default=None, metavar="[LOCK]",
+              help="Make the root from a lock (default: the one the last make wrote): no solving, every digest"
+                   " checked; --mirror/--updates then say where the locked files are.")
+@click.option("--dry-run", is_flag=True, help="Solve and print what would be installed and why; make nothing.")
+@click.option("--why", "why", metavar="NAME", help="With --dry-run: the chain of requirements that brings NAME in.")
 @pass_ctx
-def image(ctx: Context, target: str, force: bool, mirror: str | None, updates: str | None) -> None:
+def image(ctx: Context, target: str, force: bool, mirror: str | None, updates: str | None, locked: str | None,
+          dry_run: bool, why: str | None) -> None:
     """Make the image of TARGET (cached; later calls reuse it) and pin its ID."""
     from rebuild.config.target import load_target
     from rebuild.roots.images import make_image
 
-    pin = make_image(load_target(target, ctx.settings.home), ctx.engine(), ctx.log, force=force, mirror=mirror,
-                     updates=updates, cache=ctx.settings.cache)
+    loaded = load_target(target, ctx.settings.home)
+    if dry_run or why:
+        _dry_run(ctx, loaded, mirror, updates, why)
+        return
+    lock = None
+    if locked is not None:
+        from rebuild.roots.lock import lock_path
+        from rebuild.roots.pins import image_dir
+
+        lock = Path(locked) if locked else lock_path(image_dir(loaded, ctx.settings.cache))
+    pin = make_image(loaded, ctx.engine(), ctx.log, force=force, mirror=mirror, updates=updates,
+                     cache=ctx.settings.cache, locked=lock)
     click.echo(f"{pin.tag} {pin.image_id}")
+
+
+def _dry_run(ctx: Context, target, mirror: str | None, updates: str | None, why: str | None) -> None:
+    from rebuild.errors import UsageError
+    from rebuild.roots.buildroot import plan_root, read_trees
+
+    if target.image.method != "rpmtree":
+        raise UsageError(f"target {target.name} is made with debootstrap; --dry-run solves RPM-tree roots")
+    if not mirror:
+        raise UsageError(f"target {target.name}: --dry-run needs --mirror URL_OR_DIR")
+    solution = plan_root(target, read_trees(mirror, updates, ctx.settings.cache, ctx.log), ctx.log)
+    if why:
+        click.echo("\n".join(solution.explain(why)))
+        return
+    for package in solution.install:
+        requirer, reason = solution.why.get(package.nevra, (None, ""))
+        click.echo(f"{package.nevra:<50} {package.origin:<8} " + (f"<- {requirer} ({reason})" if requirer else reason))
 
 
 @cli.command("check-deps")

@@ -30,7 +30,8 @@ from rebuild.log import Log
 from rebuild.pipeline import buildindex, steps
 from rebuild.pipeline.result import Inputs, Manifest, Output, RecipeRef, ResultDir, SrpmInput, TargetInfo
 from rebuild.pipeline.workdir import LogSink, StateLog, collect, keep_failed_logs, place
-from rebuild.roots.pins import check_image, read_pin
+from rebuild.roots.lock import lock_path, read_lock
+from rebuild.roots.pins import check_image, image_dir, read_pin
 from rebuild.settings import Settings
 from rebuild.systems.engine import Engine, Mount
 from rebuild.systems.rpmfile import RpmInfo, read_info
@@ -102,9 +103,12 @@ def build(
         srpm = locate_srpm(recipe, log, mirrors=settings.mirrors, cache=Cache(settings.cache))
         digest = sha256_file(srpm)
     pin = read_pin(target, settings.cache)
+    base_lock = read_lock(lock_path(image_dir(target, settings.cache)))
+    root_lock = base_lock.sha256 if base_lock else None
     # The pin's image ID keys the cache: a no-op needs neither librpm nor the engine.
     key_image = pin.image_id if pin else "unpinned"
-    key, key_inputs = buildindex.build_key(recipe, target, key_image, digest, skip_deps_check=skip_deps_check)
+    key, key_inputs = buildindex.build_key(recipe, target, key_image, digest, skip_deps_check=skip_deps_check,
+                                           root_lock=root_lock)
     if not force:
         hit = buildindex.lookup(out_dir, key)
         if hit is not None:
@@ -120,7 +124,8 @@ def build(
     with state.phase("image"):
         image_id = check_image(target, engine, settings.cache)
     if image_id != key_image:
-        key, key_inputs = buildindex.build_key(recipe, target, image_id, digest, skip_deps_check=skip_deps_check)
+        key, key_inputs = buildindex.build_key(recipe, target, image_id, digest, skip_deps_check=skip_deps_check,
+                                               root_lock=root_lock)
     manifest = Manifest(
         rebuild_version=__version__,
         recipe=RecipeRef(recipe.name, str(recipe.path), sha256_file(recipe.path)),
@@ -147,7 +152,16 @@ def build(
                 box = stack.enter_context(engine.container(image_id, mounts=mounts, hostname=HOSTNAME))
             step = steps.Step(recipe, target, box, work, staging, log, LogSink(log_fh, echo), state, build_log,
                               user=f"{target.uid}:{target.uid}", env={"HOME": steps.TOPDIR, "LC_ALL": "C", "TZ": "UTC"})
-            manifest = _in_container(step, info, manifest, failed_dir, skip_deps_check=skip_deps_check)
+            spec_path, manifest = _prepare(step, info, manifest)
+            with state.phase("build-root"):
+                layer = _layer(step, manifest, engine, settings, skip_deps_check)
+            check_image_id = layer.image_id
+            if layer.image_id != image_id:
+                stack.close()  # the base image's container is done: the build goes on in the layer's
+                with state.phase("container"):
+                    step.box = stack.enter_context(engine.container(layer.image_id, mounts=mounts, hostname=HOSTNAME))
+            manifest = replace(manifest, root=_root_record(image_id, layer))
+            manifest = _build(step, spec_path, manifest, failed_dir, skip_deps_check=skip_deps_check)
         with state.phase("collect"), log.step("collect results"):
             outputs = collect(work, staging)
             srpms = [o for o in outputs if o.source]
@@ -163,7 +177,7 @@ def build(
             from rebuild.pipeline.checks import failure, run_checks
 
             with state.phase("checks"):
-                results = run_checks(recipe, target, engine, image_id, staging, log)
+                results = run_checks(recipe, target, engine, check_image_id, staging, log)
             manifest = manifest.with_checks(results)
             problem = failure(results)
             if problem is not None:
@@ -188,25 +202,51 @@ def build(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _in_container(step: steps.Step, info: RpmInfo, manifest: Manifest, failed_dir: Path, *,
-                  skip_deps_check: bool) -> Manifest:
+def _prepare(step: steps.Step, info: RpmInfo, manifest: Manifest) -> tuple[Path, Manifest]:
+    """In the base image: preflight, SRPM install, the spec edit and the target's rpm's reading of it."""
     state, target = step.state, step.target
     if steps.is_32bit(target):
         with state.phase("preflight"), step.log.step("preflight for a 32-bit target"):
             steps.preflight(target, step.box, step.work, step.user)
     with state.phase("install-srpm"):
         spec_path = steps.install_srpm(step, step.recipe.source.srpm, info.nvr)
-    command = steps.build_command(step)
+    step.tools = steps.probe_tools(step)
     with state.phase("edit-spec"):
         spec = steps.edit_spec(step, spec_path)
     with state.phase("check-spec"):
-        spec = steps.check_spec(step, spec_path, info, spec, command)
+        spec = steps.check_spec(step, spec_path, info, spec, step.tools.command)
+    target = replace(manifest.target, build_command_used=step.tools.command,
+                     redirected_tools=step.tools.redirected or None)
+    return spec_path, replace(manifest, spec=spec, target=target)
+
+
+def _layer(step: steps.Step, manifest: Manifest, engine: Engine, settings: Settings, skip_floors: bool):
+    """The image the build runs in: the base, or a layer with the BuildRequires and floors solved in."""
+    from rebuild.roots.layers import build_layer
+
+    floors = None if skip_floors else step.recipe.floors
+    return build_layer(step.target, manifest.target.image_id, list(manifest.spec.buildrequires_after or ()),
+                       floors, engine, step.log, settings.cache)
+
+
+def _root_record(base_image: str, layer) -> dict | None:
+    if layer.lock is None:
+        return None
+    import json
+
+    return {"base_image_id": base_image, "image_id": layer.image_id, "added": list(layer.added),
+            "lock_sha256": layer.lock.sha256, "lock": json.loads(layer.lock.to_json())}
+
+
+def _build(step: steps.Step, spec_path: Path, manifest: Manifest, failed_dir: Path, *,
+           skip_deps_check: bool) -> Manifest:
+    """In the build root: the floors checked by its own rpm, then rpmbuild."""
+    state = step.state
     with state.phase("floors"):
         floors = steps.check_floors(step, skip=skip_deps_check)
-    manifest = replace(manifest, spec=spec, floors=floors,
-                       target=replace(manifest.target, build_command_used=command))
+    manifest = replace(manifest, floors=floors)
     with state.phase("rpmbuild"):
-        steps.rpmbuild(step, spec_path, command, failed_dir)
+        steps.rpmbuild(step, spec_path, step.tools, failed_dir)
     return manifest
 
 

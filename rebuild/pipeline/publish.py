@@ -238,7 +238,9 @@ def publish(results: list[Path], repo: Path, *, sign_key: str | None = None, gpg
             entry["sha256"] = sha256_file(path)
             entry["size"] = path.stat().st_size
         with log.step("createrepo_c"):
-            hostcmd.run(["createrepo_c", "--quiet", "--update", "--checksum", "sha256", str(staging)], "createrepo_c", log)
+            # gzip: what every yum and dnf reads (createrepo_c 1.x would default to zstd)
+            hostcmd.run(["createrepo_c", "--quiet", "--update", "--checksum", "sha256", "--general-compress-type", "gz",
+                         str(staging)], "createrepo_c", log)
         packages = sorted(published.values(), key=lambda e: e["file"])
         sums = "".join(f"{e['sha256']}  {e['file']}\n" for e in packages)
         (staging / "SHA256SUMS").write_text(sums)

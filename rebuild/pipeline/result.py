@@ -68,6 +68,8 @@ class TargetInfo:
     build_command: str
     definition_sha256: str
     build_command_used: str | None = None
+    #: rpm tool macros pointed at this root's tools ("%__mkdir /usr/bin/mkdir -> /bin/mkdir")
+    redirected_tools: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ floors, rpmbuild. Each returns what it found (typed, for the manifest) or raises
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class Step:
     build_log: Path
     user: str
     env: dict
+    tools: "Tools | None" = None
 
     @property
     def topdir(self) -> list[str]:
@@ -170,7 +172,7 @@ def query_spec(step: Step, spec_name: str, command: str) -> tuple[str, list[str]
     made = sorted((step.work / ".query").glob("*.src.rpm"))
     if code != 0 or len(made) != 1:
         return releases[0], None
-    code, text = _quiet(step, ["rpm", "-qp", "--qf", "rebuild-req " + requires.replace("[", "[rebuild-req "),
+    code, text = _quiet(step, ["rpm", "-qp", "--qf", requires.replace("[", "[rebuild-req "),
                                f"{query_dir}/{made[0].name}"])
     made[0].unlink()
     if code != 0:
@@ -226,21 +228,72 @@ def check_floors(step: Step, *, skip: bool, hint: str = "") -> FloorsReport | No
     return check_in_container(step.recipe.floors, step.target, step.box, step.log, skip=skip, hint=hint)
 
 
-def build_command(step: Step) -> str:
-    """rpmbuild, or ``rpm`` where the image has no rpmbuild (rpm 4.0.x without rpm-build's alias)."""
-    if step.target.build_command != "auto":
-        return step.target.build_command
-    code = step.box.run(["sh", "-c", "command -v rpmbuild"], user=step.user, output=lambda _chunk: None)
-    return "rpmbuild" if code == 0 else "rpm"
+# the tools rpm's build scripts run by macro; an rpm configured on another system may name paths this root
+# lacks (the rpm 4.0.4 here names /bin/make and /usr/bin/mkdir, which an RH 7.3 root has as /usr/bin/make
+# and /bin/mkdir)
+TOOL_MACROS = ("__bzip2", "__cat", "__chgrp", "__chmod", "__chown", "__cp", "__cpio", "__file", "__grep", "__gzip",
+               "__id", "__install", "__make", "__mkdir", "__mkdir_p", "__mv", "__patch", "__rm", "__sed", "__tar",
+               "__unzip", "__ld", "__nm", "__objcopy", "__objdump", "__strip", "__perl", "__python")
+_PROBE = """
+command -v rpmbuild >/dev/null 2>&1 && echo "rebuild-probe command rpmbuild"
+for m in $TOOLS; do
+  v=$(rpm --eval "%{$m}" 2>/dev/null); set -- $v
+  case "$1" in /*) [ -x "$1" ] && continue
+    found=$(command -v "$(basename "$1")" 2>/dev/null)
+    echo "rebuild-probe missing $m ${found:--} $v";;
+  esac
+done
+"""
 
 
-def rpmbuild(step: Step, spec_path: Path, command: str, failed_dir: Path) -> None:
+@dataclass(frozen=True)
+class Tools:
+    command: str                       # rpmbuild, or rpm (rpm 4.0.x without rpm-build's alias)
+    redirected: tuple[str, ...] = ()   # "%__mkdir /usr/bin/mkdir -> /bin/mkdir"
+
+
+def probe_tools(step: Step) -> Tools:
+    """One exec: whether the image has rpmbuild, and which of rpm's tool macros name a path the root lacks.
+    Each of those is pointed at the tool of that name the root has, in the build user's ~/.rpmmacros
+    (rpm 4.0.x reads its macro files again for each build target, so a --define would be overridden),
+    and said so."""
+    chunks: list[bytes] = []
+    step.box.run(step.target.wrap(["sh", "-c", _PROBE]), user=step.user, env={**step.env, "TOOLS": " ".join(TOOL_MACROS)},
+                 output=chunks.append)
+    lines = [line.split() for line in b"".join(chunks).decode(errors="replace").splitlines()
+             if line.startswith("rebuild-probe ")]
+    found_rpmbuild = any(parts[1:3] == ["command", "rpmbuild"] for parts in lines)
+    command = step.target.build_command if step.target.build_command != "auto" else \
+        ("rpmbuild" if found_rpmbuild else "rpm")
+    macros, redirected = [], []
+    for parts in lines:
+        if len(parts) >= 5 and parts[1] == "missing" and parts[3] != "-":
+            macro, found, configured, rest = parts[2], parts[3], parts[4], parts[5:]
+            macros.append(f"%{' '.join([macro, found, *rest])}\n")
+            redirected.append(f"%{macro} {configured} -> {found}")
+    if redirected:
+        rc = step.work / ".rpmmacros"  # HOME is the build tree
+        rc.write_text("# written by rebuild: rpm's tool macros pointed at this root's tools\n" + "".join(macros))
+        if os.geteuid() == 0:
+            os.chown(rc, step.target.uid, step.target.uid)
+        step.log.info(f"    rpm's tool macros name paths this root lacks; ~/.rpmmacros points them at its own:"
+                      f" {', '.join(redirected)}")
+    return Tools(command, tuple(redirected))
+
+
+def rpmbuild(step: Step, spec_path: Path, tools: Tools, failed_dir: Path) -> None:
     nodeps = ["--nodeps"] if step.target.nodeps else []
+    command = tools.command
     argv = [command, "-ba", *nodeps, *step.topdir, f"{TOPDIR}/SPECS/{spec_path.name}"]
     with step.log.step(f"{command} -ba {spec_path.name}"):
         code = step.run(argv, workdir=TOPDIR)
         if code != 0:
+            log_tail = tail(step.build_log)
+            missing = re.search(r": (/\S+): not found", log_tail)
+            hint = (f"; the build ran {missing.group(1)}, which this root lacks (rpm 4.0.x compiles some tool paths"
+                    " in; a root laid out otherwise needs that path: add a package or link that provides it)"
+                    if missing else "")
             raise BuildFailed(
-                f"{command} -ba {spec_path.name} failed (exit {code}); full log: {failed_dir / 'build.log'}",
-                detail=tail(step.build_log),
+                f"{command} -ba {spec_path.name} failed (exit {code}){hint}; full log: {failed_dir / 'build.log'}",
+                detail=log_tail,
             )

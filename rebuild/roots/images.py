@@ -21,17 +21,20 @@ from rebuild.systems.engine import Engine
 
 
 def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False, mirror: str | None = None,
-               updates: str | None = None, cache: Path | None = None) -> Pin:
+               updates: str | None = None, cache: Path | None = None, locked: Path | None = None) -> Pin:
     """Make (or reuse) the target's image and write the pin."""
     if target.image.method == "rpmtree":
-        if not mirror:
+        if not mirror and locked is None:
             raise UsageError(
                 f"target {target.name} is made from an RPM tree: give --mirror URL_OR_DIR (its RedHat/RPMS tree,"
                 " the archive or a local copy) and optionally --updates URL_OR_DIR (with make: make rpms MIRROR=...)"
             )
         from rebuild.roots.treeimage import make_tree_image
 
-        return make_tree_image(target, engine, log, mirror=mirror, updates=updates, force=force, cache=cache)
+        return make_tree_image(target, engine, log, mirror=mirror, updates=updates, force=force, cache=cache,
+                               locked=locked)
+    if locked is not None:
+        raise UsageError(f"target {target.name} is made with debootstrap; --locked applies to RPM-tree targets")
     if mirror or updates:
         raise UsageError(f"target {target.name} is made with debootstrap; --mirror/--updates do not apply")
     folder = image_dir(target, cache)

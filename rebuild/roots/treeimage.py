@@ -1,11 +1,13 @@
 """Images made from an RPM tree (the ``rpmtree`` method): RH 7.3's own packages, or any tree.
 
-1. resolve the package list (``containers/<target>/packages.txt``) against the tree and
-   its updates; 2. download each package through the verified cache (its own digests
-   checked; sha256 recorded at first download and required afterwards); 3. unpack the
-   payloads safely into a root, add the build user and, for 32-bit targets without one,
-   a static ``linux32`` helper; 4. ``docker import`` it; 5. register the packages in an
-   rpmdb written by the image's OWN rpm (``--justdb``), so rpm 4.0.4 can read it; 6. pin.
+1. solve the root: ``packages.txt`` (top-level names) and its whole closure, from the trees'
+   headers (``buildroot``, ``solver``), or take it from a lock (``--locked``); 2. fetch each
+   package through the verified cache, several at once (its own digests checked; sha256 from
+   the tree, the lock, or recorded at first download and required afterwards); 3. unpack the
+   payloads safely into a root, add the build user and, for 32-bit targets without one, a static
+   ``linux32`` helper; 4. ``docker import`` it; 5. register the packages in an rpmdb written by
+   the image's OWN rpm (``--justdb``, with ``rebuild-rpmdb-indexes`` so every index exists and
+   holds an entry, then ``--rebuilddb``), so rpm 4.0.4 can read it; 6. have that rpm check every dependency (``rpm -Va --nofiles``); 7. lock and pin.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from rebuild import hostcmd
 from rebuild.config.target import Target
 from rebuild.errors import EnvironmentProblem, UsageError
 from rebuild.log import Log
-from rebuild.pipeline.fetch import Cache, fetch_urls
+from rebuild.roots.buildroot import SNAPSHOT, base_wants, fetch_packages, make_lock, plan_root, read_trees, save_snapshot
+from rebuild.roots.lock import LockedPackage, RootLock, lock_path, read_lock, write_lock
 from rebuild.roots.pins import Pin, image_dir, read_pin, write_json, write_pin
-from rebuild.roots.rpmtree import list_tree, read_package_list, resolve
+from rebuild.roots.solver import Want
 from rebuild.roots.unpack import RootDir, unpack
 from rebuild.systems.engine import Engine, Mount
 from rebuild.systems.urls import redact
@@ -89,75 +92,100 @@ def _has_rpm(root: Path) -> str | None:
     return None
 
 
-def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str, updates: str | None,
-                    force: bool = False, cache: Path | None = None) -> Pin:
+def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | None, updates: str | None,
+                    force: bool = False, cache: Path | None = None, locked: Path | None = None) -> Pin:
+    """Solve the root from the trees (or take it from the lock *locked*), fetch and verify its packages,
+    and make, register, check and pin the image."""
     if os.geteuid() != 0:
         raise EnvironmentProblem(f"making the {target.name} root needs root (file ownership): run it with sudo")
-    if target.image.packages is None or not target.image.packages.is_file():
-        raise UsageError(f"target {target.name}: image.packages must name the package list file")
-    wanted = read_package_list(target.image.packages)
-    with log.step(f"resolve {len(wanted)} packages from {redact(mirror)}" + (f" and {redact(updates)}" if updates else "")):
-        trees = [list_tree(mirror, "os")] + ([list_tree(updates, "updates")] if updates else [])
-        chosen = resolve(wanted, trees, target.arch)
-        for pkg in chosen:
-            if pkg.origin == "updates":
-                log.info(f"    {pkg.filename} (updates)")
-    listing = "\n".join(p.filename for p in chosen) + "\n"
-    list_digest = hashlib.sha256((target.image_key + listing).encode()).hexdigest()
     folder = image_dir(target, cache)
+    cache = folder.parent.parent
+    locations = {"os": mirror or "", **({"updates": updates} if updates else {})}
+    if locked is not None:
+        lock = read_lock(locked)
+        if lock is None:
+            raise UsageError(f"--locked {locked}: no such lock file; make the image once without --locked")
+        wants = [Want(k, t) for k, t in lock.wants]
+        chosen: list = [_rebased(p, lock, locations) for p in lock.packages]
+        log.info(f"root from the lock {locked}: {len(chosen)} packages, no solving")
+    else:
+        if not mirror:
+            raise UsageError(f"target {target.name}: give --mirror URL_OR_DIR (or --locked LOCK)")
+        trees = read_trees(mirror, updates, cache, log)
+        wants = base_wants(target)
+        solution = plan_root(target, trees, log)
+        chosen = list(solution.install)
+        save_snapshot(folder / SNAPSHOT, trees, locations)
+    known_file = folder / "packages.json"
+    known = json.loads(known_file.read_text()) if known_file.exists() else {}
+    paths, locked_packages = fetch_packages(chosen, cache, log, known)
+    write_json(known_file, known)
+    lock = make_lock(target, locations, wants, locked_packages)
+    made_from = hashlib.sha256((target.image_key + lock.sha256).encode()).hexdigest()
     pin = read_pin(target, cache)
-    if not force and pin and pin.made_from == list_digest and engine.image_id(target.image.tag) == pin.image_id:
+    if not force and pin and pin.made_from == made_from and engine.image_id(target.image.tag) == pin.image_id:
+        write_lock(lock_path(folder), lock)
         log.info(f"image {target.image.tag} is up to date ({pin.image_id[:19]})")
         return pin
-    pins_file = folder / "packages.json"
-    known = json.loads(pins_file.read_text()) if pins_file.exists() else {}
-    packages = Cache(cache)
-    paths: list[Path] = []
-    with log.step(f"fetch {len(chosen)} packages"):
-        for pkg in chosen:
-            fetched = fetch_urls([pkg.url], filename=pkg.filename, sha256=pkg.sha256 or known.get(pkg.filename),
-                                 allow_unpinned=True, source=False, cache=packages, log=log)
-            known[pkg.filename] = fetched.sha256
-            paths.append(fetched.path)
-    write_json(pins_file, known)
-    folder.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".root-", dir=folder))
     try:
         root = work / "root"
         root.mkdir()
         with log.step(f"unpack {len(paths)} payloads"):
+            progress = log.progress("unpack", len(paths), unit="packages")
             for path in paths:
                 unpack(path, root)
+                progress.advance(1)
+            progress.close()
         _add_user(root, target)
         if target.personality == "linux32" and not any(
-            (root / p).exists() for p in ("usr/bin/linux32", "bin/linux32", "usr/bin/setarch")
+            os.path.lexists(root / p) for p in ("usr/bin/linux32", "bin/linux32", "usr/bin/setarch")
         ):
             _helper(root / HELPER_PATH, log)
         tarball = work / "rootfs.tar"
         hostcmd.run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(tarball), "."], "packing the root", log)
         labels = {
             "org.rebuild.target": target.name,
-            "org.rebuild.mirror": redact(mirror),
+            "org.rebuild.mirror": redact(mirror or ""),
             "org.rebuild.updates": redact(updates or ""),
-            "org.rebuild.packages": hashlib.sha256(listing.encode()).hexdigest(),
+            "org.rebuild.lock": lock.sha256,
+            "org.rebuild.packages": hashlib.sha256("".join(f"{p.filename}\n" for p in lock.packages).encode()).hexdigest(),
         }
         with log.step(f"import {target.image.tag}"):
             image_id = engine.import_rootfs(tarball, target.image.tag, labels)
-        rpm_binary = _has_rpm(root)
-        if rpm_binary:
-            image_id = _register(target, engine, image_id, paths, chosen, work, log)
+        if _has_rpm(root):
+            image_id = _register(target, engine, image_id, paths, locked_packages, work, log)
         else:
             log.warn(f"{target.name}: the package set has no rpm; the image has no rpmdb")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    pin = Pin(target.name, target.image.tag, image_id, target.image_key, list_digest)
+    write_lock(lock_path(folder), lock)
+    pin = Pin(target.name, target.image.tag, image_id, target.image_key, made_from)
     path = write_pin(pin, target, cache)
-    log.info(f"image {target.image.tag} is {image_id[:19]} (pinned in {path})")
+    log.info(f"image {target.image.tag} is {image_id[:19]} (pinned in {path}; lock {lock_path(folder)})")
     return pin
 
 
-def _register(target: Target, engine: Engine, image_id: str, paths: list[Path], chosen, work: Path, log: Log) -> str:
-    """Write the rpmdb with the image's own rpm (--justdb), check rpm -qa, and commit the image."""
+def _rebased(package: LockedPackage, lock: RootLock, locations: dict[str, str]) -> LockedPackage:
+    """A locked package fetched from the tree given now (another machine's mirror), else from its URL."""
+    from dataclasses import replace
+
+    base = locations.get(package.origin)
+    if not base:
+        return package
+    from rebuild.systems.urls import local_path
+
+    local = local_path(base)
+    if local is not None:
+        folder = local / "RedHat" / "RPMS" if (local / "RedHat" / "RPMS").is_dir() else local
+        return replace(package, url=(folder / package.filename).as_uri())
+    return replace(package, url=base.rstrip("/") + "/RedHat/RPMS/" + package.filename)
+
+
+def _register(target: Target, engine: Engine, image_id: str, paths: list[Path], packages: list[LockedPackage],
+              work: Path, log: Log) -> str:
+    """Write the rpmdb with the image's own rpm (--justdb) and every index a build will open, check that
+    rpm reads back the whole set and finds every dependency met, and commit the image."""
     pkgs = work / "pkgs"
     pkgs.mkdir()
     for path in paths:
@@ -166,12 +194,22 @@ def _register(target: Target, engine: Engine, image_id: str, paths: list[Path], 
         else:
             shutil.copyfile(path, pkgs / path.name)
     names = sorted(p.name for p in pkgs.iterdir())
+    _index_package(pkgs, work)
     with log.step("register the packages in the image's own rpmdb"):
         with engine.container(image_id, mounts=[Mount(pkgs, "/pkgs", read_only=True)]) as box:
             out: list[bytes] = []
-            for argv in (["rpm", "--initdb"],
-                         ["rpm", "-i", "--justdb", "--nodeps", "--noscripts", "--notriggers", "--ignorearch",
-                          *[f"/pkgs/{n}" for n in names]]):
+            # rpm 4.0.4 makes an index only when it first writes an entry to it, and a build user later
+            # cannot ("cannot open Conflictname index using db3"); and Berkeley DB's check of an empty
+            # index at every later install prints "DB_VERIFY_BAD". A package with a conflict and a
+            # trigger stays registered, so every index exists and holds an entry; --rebuilddb as root.
+            justdb = ["--justdb", "--nodeps", "--noscripts", "--notriggers"]
+            steps = [["rpm", "--initdb"],
+                     ["rpm", "-i", *justdb, "--ignorearch", *[f"/pkgs/{n}" for n in names],
+                      f"/pkgs/{INDEX_PACKAGE}/{INDEX_PACKAGE}-1-1.noarch.rpm"]]
+            if _berkeley_db_rpm(target, box):
+                steps.append(["rpm", "--rebuilddb"])
+            for argv in steps:
+                out.clear()
                 code = box.run(target.wrap(argv), user="0:0", output=out.append)
                 if code != 0:
                     raise EnvironmentProblem(
@@ -180,11 +218,76 @@ def _register(target: Target, engine: Engine, image_id: str, paths: list[Path], 
                     )
             out.clear()
             # rpm's warnings share the stream: read only the lines the query tags
-            code = box.run(target.wrap(["rpm", "-qa", "--qf", "rebuild-pkg %{NAME}\\n"]), user="0:0", output=out.append)
+            code = box.run(target.wrap(["rpm", "-qa", "--qf", "rebuild-pkg %{NAME}-%{VERSION}-%{RELEASE}\\n"]),
+                           user="0:0", output=out.append)
             listed = sorted(line.split()[1] for line in b"".join(out).decode(errors="replace").splitlines()
                             if line.startswith("rebuild-pkg ") and len(line.split()) == 2)
-            if code != 0 or listed != sorted(p.name for p in chosen):
+            wanted = sorted([f"{p.name}-{p.version}-{p.release}" for p in packages] + [f"{INDEX_PACKAGE}-1-1"])
+            if code != 0 or listed != wanted:
                 raise EnvironmentProblem(
-                    f"the image's rpm cannot read back its rpmdb (rpm -qa exit {code}, {len(listed)} of {len(chosen)} packages)"
+                    f"the image's rpm cannot read back its rpmdb (rpm -qa exit {code}, {len(listed)} of {len(wanted)}"
+                    " packages)"
                 )
+            problems = unmet_dependencies(target, box)
+            if problems:
+                raise EnvironmentProblem(f"the image's own rpm finds unmet dependencies: {'; '.join(problems[:5])}"
+                                         + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
             return box.commit(target.image.tag)
+
+
+def _berkeley_db_rpm(target: Target, box) -> bool:
+    """Whether the image's rpm keeps a Berkeley DB rpmdb (before 4.16), whose indexes --rebuilddb completes."""
+    import re
+
+    out: list[bytes] = []
+    box.run(target.wrap(["rpm", "--version"]), user="0:0", output=out.append)
+    m = re.search(rb"RPM version (\d+)\.(\d+)", b"".join(out))
+    return m is not None and (int(m.group(1)), int(m.group(2))) < (4, 16)
+
+
+INDEX_PACKAGE = "rebuild-rpmdb-indexes"
+_INDEX_SPEC = f"""\
+Name: {INDEX_PACKAGE}
+Version: 1
+Release: 1
+Summary: keeps an entry in every index of the rpmdb
+License: MIT
+BuildArch: noarch
+Conflicts: rebuild-no-such-package
+%description
+Stays registered (files: none) so that rpm writes, and keeps an entry in, the Conflictname and Triggername
+indexes.
+%triggerin -- rebuild-no-such-package
+true
+%files
+"""
+
+
+def _index_package(pkgs: Path, work: Path) -> None:
+    """pkgs/rebuild-rpmdb-indexes/...rpm, built the 2003 way (gzip payload, MD5) so any rpm reads it."""
+    top = work / "index-package"
+    top.mkdir()
+    (top / "index.spec").write_text(_INDEX_SPEC)
+    hostcmd.run(["rpmbuild", "-bb", "--quiet", "--define", f"_topdir {top}", "--define", f"_rpmdir {pkgs / INDEX_PACKAGE}",
+                 "--define", "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm",
+                 "--define", "_binary_payload w9.gzdio", "--define", "_binary_filedigest_algorithm 1",
+                 str(top / "index.spec")], "making the rpmdb index package")
+
+
+def unmet_dependencies(target: Target, box) -> list[str]:
+    """What the image's own rpm reports as unmet (``rpm -Va --nofiles``; ``--nodigest`` where rpm knows it)."""
+    out: list[bytes] = []
+    code = box.run(target.wrap(["rpm", "-Va", "--nofiles", "--nodigest"]), user="0:0", output=out.append)
+    text = b"".join(out).decode(errors="replace")
+    if code != 0 and ("unknown option" in text or "--nodigest" in text):
+        out.clear()
+        code = box.run(target.wrap(["rpm", "-Va", "--nofiles"]), user="0:0", output=out.append)
+        text = b"".join(out).decode(errors="replace")
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("Unsatisfied dependencies for"):
+            found.append(line.removeprefix("Unsatisfied dependencies for ").rstrip(":"))
+        elif found and line and not line.startswith(("Unsatisfied", "warning")):
+            found[-1] += " " + line
+    return found

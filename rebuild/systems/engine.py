@@ -75,6 +75,9 @@ class Engine(Protocol):
         """Run *argv* as a fresh container's only process; return its exit code and output.
         *meanwhile* runs in the calling thread while the engine starts the container."""
 
+    def close(self) -> None:
+        """Close the connection to the engine (a process that lives on after using it)."""
+
     def remove_all(self) -> None:
         """Remove every container this process still has (Ctrl-C during parallel builds)."""
 
@@ -88,15 +91,21 @@ class DockerContainer:
 
     def run(self, argv, *, user=None, workdir=None, env=None, output=None) -> int:
         import docker.errors
+        from docker.utils.socket import frames_iter
 
         self._log.command(argv, self.name)
         try:
             exec_id = self._api.exec_create(
                 self.id, argv, user=user or "", workdir=workdir, environment=env
             )["Id"]
-            for chunk in self._api.exec_start(exec_id, stream=True):
-                if output:
-                    output(chunk)
+            # the raw socket, closed here: the SDK's stream=True generator leaves its socket open
+            sock = self._api.exec_start(exec_id, socket=True)
+            try:
+                for _stream, chunk in frames_iter(sock, tty=False):
+                    if output:
+                        output(chunk)
+            finally:
+                close_socket(sock)
             code = self._api.exec_inspect(exec_id)["ExitCode"]
         except docker.errors.APIError as exc:
             raise BuildFailed(f"container {self.name}: cannot run {argv[0]}: {exc.explanation or exc}") from None
@@ -106,6 +115,15 @@ class DockerContainer:
         """Save the container's filesystem as image *tag*; return the image ID."""
         repository, _, version = tag.rpartition(":")
         return self._api.commit(self.id, repository=repository or tag, tag=version or "latest")["Id"]
+
+
+def close_socket(sock) -> None:
+    """Close a socket the SDK hands out: over a unix socket it is a SocketIO whose close() leaves the socket
+    itself open."""
+    inner = getattr(sock, "_sock", None)
+    sock.close()
+    if inner is not None:
+        inner.close()
 
 
 @contextmanager
@@ -170,6 +188,13 @@ class DockerEngine:
         other = DockerEngine(log, keep_containers=self._keep)
         other._shared, other._live, other._lock = self._shared, self._live, self._lock
         return other
+
+    def close(self) -> None:
+        """Close the connection to the engine (a process that lives on after using it)."""
+        with self._lock:
+            if self._shared["client"] is not None:
+                self._shared["client"].close()
+                self._shared["client"] = None
 
     def remove_all(self) -> None:
         """Remove every container this process still has (Ctrl-C during parallel builds)."""
@@ -286,7 +311,7 @@ class DockerEngine:
             raise error(f"container {name}: {exc.explanation or exc}") from None
         finally:
             if stream is not None:
-                stream.close()
+                close_socket(stream)
             if created is not None:
                 self._remove(created["Id"], name)
             if hosts_dir:

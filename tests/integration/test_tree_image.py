@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rebuild.roots.rpmtree import list_tree, resolve
+from rebuild.roots.solver import Want, solve
+from rebuild.roots.treeindex import read_tree
 from rebuild.roots.unpack import UnsafePayload, unpack
 from tests.conftest import ROOT, run_cli
 from tests.httpfault import FaultServer
@@ -54,13 +55,14 @@ def home(tmp_path):
     return tmp_path / "home"
 
 
-def test_resolve_prefers_newer_wherever_it_is(tree):
+def test_solve_prefers_newer_wherever_it_is(tree, tmp_path):
     base, _, server = tree
-    trees = [list_tree(server.url + "/os/", "os"), list_tree(server.url + "/updates/", "updates")]
-    chosen = {p.name: (p.version, p.release, p.origin) for p in resolve(["busybox", "tool", "libthing"], trees, "i686")}
+    trees = [read_tree(server.url + "/os/", "os", tmp_path), read_tree(server.url + "/updates/", "updates", tmp_path)]
+    solution = solve(trees, "i686", [Want("base", n) for n in ("busybox", "tool", "libthing")])
+    chosen = {p.name: (p.version, p.release, p.origin) for p in solution.install}
     assert chosen == {"busybox": ("1.35.0", "1", "os"), "tool": ("1.0", "2", "updates"), "libthing": ("2.0", "1", "os")}
     assert all(p.sha256 for p in trees[1]), "the updates tree's SHA256SUMS is read"
-    local = list_tree(str(base / "tree" / "os"), "os")
+    local = read_tree(str(base / "tree" / "os"), "os", tmp_path)
     assert {p.name for p in local} == {"busybox", "tool", "libthing", "extra"}
 
 
@@ -131,29 +133,51 @@ def test_unsafe_payloads_are_refused(tmp_path):
     assert not (tmp_path / "root2").exists() or not any((tmp_path / "root2").rglob("*"))
 
 
-def test_rh73_definition_on_a_test_tree_with_its_own_rpm(tmp_path):
-    """The real rh73 target definition and package list (retagged so no operator image is touched),
-    on a tree that holds a real rpm: the image's own rpm writes the rpmdb, rpm -qa lists exactly
-    the package set, and check-deps --target reads it."""
-    from tests.rpmtree_data import make_rh73_tree
+def test_rh73_definition_on_a_test_tree_with_its_own_rpm(tmp_path, engine):
+    """The real rh73 target definition and its top-level package list (retagged so no operator image is
+    touched), on a tree that holds a real rpm and packages that require each other: the solver adds the
+    closure and nothing more, the image's own rpm writes the rpmdb and finds every dependency met, rpm -qa
+    lists exactly the solved set; a build's layer with sendmail's errata-73 BuildRequires and the 15
+    floors picks openssl-devel from updates, and check-deps on it finds every floor met."""
+    from rebuild.config.floors import load_manifest
+    from rebuild.config.target import load_target
+    from rebuild.log import Log
+    from rebuild.roots.buildroot import read_package_list
+    from rebuild.roots.layers import build_layer
+    from tests.rpmtree_data import RH73_REQUIRES, SENDMAIL_73_BUILDREQUIRES, make_rh73_tree
 
     home = tmp_path / "home"
     shutil.copytree(ROOT / "containers" / "rh73", home / "containers" / "rh73")
     shutil.copytree(ROOT / "specs", home / "specs")
     target_yaml = home / "containers" / "rh73" / "target.yaml"
     target_yaml.write_text(target_yaml.read_text().replace("tag: rebuild/rh73:1", "tag: rebuild-test/rh73:1"))
-    versions = make_rh73_tree(tmp_path / "t", home / "containers" / "rh73" / "packages.txt")
+    make_rh73_tree(tmp_path / "t", home / "containers" / "rh73" / "packages.txt")
     env = {"REBUILD_HOME": str(home), "REBUILD_CACHE": str(tmp_path / "cache")}
     proc = run_cli("image", "rh73", "--mirror", str(tmp_path / "t" / "tree" / "os"),
                    "--updates", (tmp_path / "t" / "tree" / "updates").as_uri(), env=env)
     assert proc.returncode == 0, proc.stderr
     image = proc.stdout.split()[1]
-    run = lambda *argv: subprocess.run(["docker", "run", "--rm", "--network", "none", image, *argv],  # noqa: E731
-                                       capture_output=True, text=True)
-    assert run("linux32", "sh", "-c", "uname -m").stdout.strip() == "i686"
-    listed = run("linux32", "rpm", "-qa", "--qf", "%{NAME}-%{VERSION}-%{RELEASE}\\n").stdout.split()
-    assert sorted(listed) == sorted(f"{n}-{vr}" for n, vr in versions.items())
-    assert "openssl-devel-0.9.6b-32.7" in listed, "the newer copy from updates won"
-    deps = run_cli("check-deps", "--manifest", str(home / "specs" / "rh73-floors.yaml"), "--target", "rh73", env=env)
+    run = lambda img, *argv: subprocess.run(["docker", "run", "--rm", "--network", "none", img, *argv],  # noqa: E731
+                                            capture_output=True, text=True)
+    assert run(image, "linux32", "sh", "-c", "uname -m").stdout.strip() == "i686"
+    top = read_package_list(home / "containers" / "rh73" / "packages.txt")
+    closure = set(top) | {r for n in top for r in RH73_REQUIRES.get(n, [])}
+    closure |= {r for n in list(closure) for r in RH73_REQUIRES.get(n, [])}
+    listed = {line.rsplit("-", 2)[0] for line in run(image, "linux32", "rpm", "-qa").stdout.split()}
+    assert listed - {"rebuild-rpmdb-indexes"} == closure, "the closure of the top-level names, nothing more"
+    assert {"glibc-common", "popt", "db3", "libtermcap", "cpp"} <= listed and "openssl-devel" not in listed
+    target = load_target("rh73", home)
+    floors = load_manifest(home / "specs" / "rh73-floors.yaml")
+    layer = build_layer(target, image, SENDMAIL_73_BUILDREQUIRES, floors, engine, Log(quiet=True),
+                        tmp_path / "cache")
+    assert layer.image_id != image and "openssl-devel-0.9.6b-32.7.noarch" in layer.added
+    assert {"e2fsprogs", "cracklib", "cracklib-dicts", "pwdb", "glib", "libstdc++"} <= {
+        line.rsplit("-", 2)[0] for line in run(layer.image_id, "linux32", "rpm", "-qa").stdout.split()}
+    assert {p.name: f"{p.version}-{p.release}" for p in layer.lock.packages}["openssl-devel"] == "0.9.6b-32.7"
+    deps = run_cli("check-deps", "--manifest", str(home / "specs" / "rh73-floors.yaml"), "--image", layer.image_id,
+                   env=env)
     assert deps.returncode == 0, deps.stdout + deps.stderr
     assert deps.stdout.splitlines()[-1] == "15 floors: all met"
+    assert [p.name for p in (tmp_path / "t" / "tree" / "os" / "RedHat" / "RPMS").glob("openssl-devel-*")] == [
+        "openssl-devel-0.9.6b-30.7.noarch.rpm"], "the release tree alone is below the floor"
+    subprocess.run(["docker", "rmi", "-f", layer.image_id], capture_output=True)

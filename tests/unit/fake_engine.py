@@ -96,3 +96,6 @@ class FakeEngine:
 
     def remove_all(self) -> None:
         self.removed_all += 1
+
+    def close(self) -> None:
+        pass

@@ -105,6 +105,7 @@ def test_phases_in_order_and_what_lands_in_the_result(setup):
     assert result.directory == out / "greeting-2.1-3.73" and not result.cached
     phases = [p.phase for p in ResultDir(result.directory).read().phases]
     assert phases == ["source", "verify-source", "image", "container", "install-srpm", "edit-spec", "check-spec",
+                      "build-root",
                       "floors", "rpmbuild", "collect", "checks"]
     manifest = ResultDir(result.directory).verify()
     assert manifest.spec.release_before == "3.80" and manifest.spec.release_after == "3.73"

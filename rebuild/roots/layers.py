@@ -1,0 +1,124 @@
+"""A build's own layer: the edited spec's BuildRequires and the recipe's floors, installed by the image's
+own rpm on top of the target's base image, cached as an image keyed by what it adds.
+
+root = solve(base ∪ BuildRequires ∪ floors), with the base image's packages as the installed set.
+When that adds nothing the base image is used as it is. Otherwise the new packages (and any
+upgrade a floor needs) are fetched through the verified cache and installed with ``rpm -Uvh`` by
+the image's own rpm in a container of the base image, whose own dependency check must then find
+nothing missing; the container is committed as ``<image>-layer:<key>``. Two builds that need the
+same packages share the layer. Targets without a solved root (debootstrap, a root made from a
+lock without its trees) build in the base image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rebuild.config.floors import FloorsManifest
+from rebuild.config.target import Target
+from rebuild.errors import EnvironmentProblem
+from rebuild.files import atomic_write
+from rebuild.log import Log
+from rebuild.roots.buildroot import SNAPSHOT, fetch_packages, load_snapshot, make_lock, plan_root
+from rebuild.roots.lock import RootLock, lock_path, read_lock
+from rebuild.roots.pins import image_dir
+from rebuild.roots.solver import Unsolvable, Want
+from rebuild.systems.engine import Engine, Mount
+
+@dataclass(frozen=True)
+class Layer:
+    image_id: str
+    lock: RootLock | None          # the whole root: base and layer
+    added: tuple[str, ...] = ()    # NEVRAs the layer adds or upgrades
+
+
+def buildroot_wants(buildrequires: list[str] | None, floors: FloorsManifest | None) -> list[Want]:
+    wants = [Want("buildrequires", br) for br in buildrequires or () if not br.startswith("rpmlib(")]
+    wants += [Want("floor", f"{f.name} >= {f.minimum}") for f in (floors.floors if floors else ())]
+    return wants
+
+
+def build_layer(target: Target, base_image: str, buildrequires: list[str] | None, floors: FloorsManifest | None,
+                engine: Engine, log: Log, cache: Path) -> Layer:
+    """The image a build runs in: the base image, or a layer with what the build needs besides."""
+    folder = image_dir(target, cache)
+    base_lock = read_lock(lock_path(folder))
+    trees = load_snapshot(folder / SNAPSHOT) if base_lock is not None else None
+    if trees is None:
+        return Layer(base_image, base_lock)
+    by_nevra = {p.nevra: p for tree in trees for p in tree}
+    installed = [by_nevra[p.nevra] for p in base_lock.packages if p.nevra in by_nevra]
+    wants = buildroot_wants(buildrequires, floors)
+    try:
+        solution = plan_root(target, trees, log, wants, installed=installed)
+    except Unsolvable as exc:
+        if floors and len(trees) == 1:
+            exc.message += ("; the image was made without an updates tree, and floors above a release's own"
+                            f" versions need one: `rebuild image {target.name} --mirror ... --updates ...`")
+        raise
+    if not solution.new:
+        return Layer(base_image, base_lock)
+    key = hashlib.sha256("\n".join([base_image, *sorted(p.nevra for p in solution.new)]).encode()).hexdigest()
+    repository = target.image.tag.rpartition(":")[0] or target.image.tag
+    tag = f"{repository}-layer:{key[:16]}"
+    record = folder / "layers" / f"{key}.json"
+    known = _read_record(record)
+    if known and engine.image_id(tag) == known["image_id"]:
+        log.info(f"    build root layer {tag} (+{len(solution.new)} packages) is cached")
+        return Layer(known["image_id"], RootLock.from_json(known["lock"], str(record)),
+                     tuple(p.nevra for p in solution.new))
+    packages_file = folder / "packages.json"
+    seen = json.loads(packages_file.read_text()) if packages_file.exists() else {}
+    paths, locked = fetch_packages(list(solution.new), cache, log, seen)
+    atomic_write(packages_file, json.dumps(seen, indent=2, sort_keys=True) + "\n")
+    with log.step(f"install {len(paths)} packages into a layer with the image's own rpm"):
+        image_id = _install(target, engine, base_image, paths, tag, log)
+    new_nevras = {p.nevra for p in solution.new}
+    lock = make_lock(target, base_lock.trees, [Want(k, t) for k, t in base_lock.wants] + wants,
+                     [p for p in base_lock.packages if p.nevra not in _replaced(base_lock, solution)] + locked)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(record, json.dumps({"image_id": image_id, "tag": tag, "lock": lock.to_json()}) + "\n")
+    return Layer(image_id, lock, tuple(sorted(new_nevras)))
+
+
+def _replaced(base_lock: RootLock, solution) -> set[str]:
+    kept = {p.nevra for p in solution.install}
+    return {p.nevra for p in base_lock.packages if p.nevra not in kept}
+
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data.get("image_id"), str) and isinstance(data.get("lock"), str) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _install(target: Target, engine: Engine, base_image: str, paths: list[Path], tag: str, log: Log) -> str:
+    from rebuild.roots.treeimage import unmet_dependencies
+
+    work = Path(tempfile.mkdtemp(prefix="rebuild-layer-"))
+    try:
+        for path in paths:
+            shutil.copyfile(path, work / path.name)
+        with engine.container(base_image, mounts=[Mount(work, "/pkgs", read_only=True)]) as box:
+            out: list[bytes] = []
+            code = box.run(target.wrap(["rpm", "-Uvh", *[f"/pkgs/{p.name}" for p in paths]]), user="0:0",
+                           output=out.append)
+            if code != 0:
+                text = b"".join(out).decode(errors="replace").strip()
+                raise EnvironmentProblem(f"the image's rpm could not install the build's packages (exit {code}):"
+                                         f" {' '.join(text.split())[-400:]}")
+            problems = unmet_dependencies(target, box)
+            if problems:
+                raise EnvironmentProblem(f"after installing the build's packages the image's own rpm finds unmet"
+                                         f" dependencies: {'; '.join(problems[:5])}")
+            return box.commit(tag)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
