@@ -42,6 +42,9 @@ class FaultServer:
             def log_message(self, *args) -> None:  # keep test output clean
                 pass
 
+            def do_HEAD(self) -> None:
+                self.do_GET()
+
             def do_GET(self) -> None:
                 with owner.lock:
                     owner.busy += 1
@@ -94,7 +97,7 @@ class FaultServer:
         h.end_headers()
         if stall:
             time.sleep(stall)
-        data = body if limit is None else body[:limit]
+        data = b"" if h.command == "HEAD" else body if limit is None else body[:limit]
         sent = 0
         try:
             if self.throttle:
@@ -137,15 +140,21 @@ class FaultServer:
                               {"Content-Type": "text/html"})
         if fault == "wrong":
             body = body[:-1] + bytes([body[-1] ^ 0xFF])
-        start = 0
+        start, end = 0, len(body)
         rng = h.headers.get("Range")
-        if rng and path not in self.ignore_range and rng.startswith("bytes="):
-            start = int(rng[6:].split("-")[0])
-        status = 206 if start else 200
-        headers = {"Accept-Ranges": "bytes"} if path not in self.ignore_range else {}
-        if start:
-            headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
-        chunk = body[start:]
+        ranged = bool(rng and path not in self.ignore_range and rng.startswith("bytes="))
+        if ranged:
+            first, _, last = rng[6:].partition("-")
+            start = int(first)
+            end = min(len(body), int(last) + 1) if last else len(body)
+        status = 206 if ranged and (start or end < len(body)) else 200
+        headers = {"Accept-Ranges": "bytes", "ETag": f'"{len(body)}-{hash(body) & 0xffffff:x}"'} \
+            if path not in self.ignore_range else {}
+        if status == 206:
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(body)}"
+        if h.command == "HEAD":
+            return self._send(h, 200, b"", headers, length=len(body))
+        chunk = body[start:end]
         if fault.startswith("cut:"):
             return self._send(h, status, chunk, headers, limit=int(fault.split(":")[1]))
         if fault.startswith("stall:"):

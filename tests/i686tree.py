@@ -29,8 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RPM404 = HERE.parent.parent / "shared" / "rpm-4.0.4" / "rpm-4.0.4-i386-root.tar.gz"
-FORMAT = 12  # bump when the repackaging changes: the cached tree is made again
+RPM404 = Path(os.environ.get("REBUILD_TEST_RPM404")
+              or HERE.parent.parent / "shared" / "rpm-4.0.4" / "rpm-4.0.4-i386-root.tar.gz")
+FORMAT = 13  # bump when the repackaging changes: the cached tree is made again
 
 # what the build root needs (and, for the sendmail procedure, what sendmail needs); apt adds the closure
 WANTED = [
@@ -192,12 +193,24 @@ class Repackager:
     def rpm_name(self, debian: str) -> str:
         return RH_NAMES.get(debian, debian)
 
+    def extra_provides(self, name: str, version: str, release: str) -> list[str]:
+        extra = list(EXTRA_PROVIDES.get(name, []))
+        if name == "rpm" and any(p.endswith("/usr/bin/rpmbuild") for d in self.debs if self.rpm_name(
+                self.info[d]["Package"]) == "rpm" for p in self.contents.get(d, ())):
+            extra.append(f"rpm-build = {version}-{release}")  # Debian's rpm carries rpmbuild
+        return extra
+
     def extract(self, deb: Path) -> None:
         root = self.work / "roots" / deb.stem
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
         subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
         _alternatives_links(deb, root)
+        if self.info[deb]["Package"] == "rpm":
+            # Debian's rpm keeps a per-user rpmdb (~/.rpmdb); a Red Hat system has one, /var/lib/rpm
+            (root / "etc" / "rpm").mkdir(parents=True, exist_ok=True)
+            (root / "etc" / "rpm" / "macros").write_text("%_dbpath /var/lib/rpm\n")
+            (root / "var" / "lib" / "rpm").mkdir(parents=True, exist_ok=True)
         self.roots[deb] = root
         self.contents[deb] = sorted("/" + str(p.relative_to(root)) for p in root.rglob("*")
                                     if p.is_symlink() or not p.is_dir() or not any(p.iterdir()))
@@ -255,7 +268,7 @@ class Repackager:
         provides = [self.rpm_name(g[0]) for g in _alternatives(fields.get("Provides", ""))]
         if name != fields["Package"]:
             provides.append(fields["Package"])
-        provides += EXTRA_PROVIDES.get(name, [])
+        provides += self.extra_provides(name, version, release)
         summary = fields.get("Description", name).splitlines()[0][:70] or name
         lines = [f"Name: {name}", *([f"Epoch: {epoch}"] if epoch else []), f"Version: {version}",
                  f"Release: {release}", f"Summary: {summary}", "License: see /usr/share/doc",
@@ -362,9 +375,8 @@ def build_tree(cache: Path | None = None, log=print) -> Path:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     if not use_404:
-        extra = download(apt_root, WANTED + ["rpm", "librpmbuild9"])
-        debs = extra
-        log("tests: ../shared/rpm-4.0.4 is absent: the i686 tree's rpm is Debian's i386 rpm 4.18")
+        debs = download(apt_root, WANTED + ["rpm"])
+        log(f"tests: {RPM404} is absent: the i686 tree's rpm and rpmbuild are Debian's i386 rpm 4.18")
     packer = Repackager(debs, work)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(packer.extract, debs))
@@ -413,3 +425,18 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def make_srpm_in(image: str, spec: Path, out: Path) -> Path:
+    """A source package of *spec* (sources beside it) made by the image's own rpm (rpm 4.0.4 reads 2003
+    tags such as Copyright: that rpm 4.18 refuses) under linux32, as the build user."""
+    out.mkdir(parents=True, exist_ok=True)
+    os.chown(out, 500, 500)
+    script = ("mkdir -p /out/SRPMS /out/SPECS /out/SOURCES /out/BUILD /out/RPMS && "
+              f"rpmbuild -bs --nodeps --define '_topdir /out' --define '_sourcedir /src' /src/{spec.name}")
+    proc = subprocess.run(["docker", "run", "--rm", "--network", "none", "-u", "500:500", "-v", f"{spec.parent}:/src:ro",
+                           "-v", f"{out}:/out", image, "linux32", "sh", "-c", script], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"rpmbuild -bs in {image} failed: {proc.stdout}{proc.stderr}")
+    (srpm,) = (out / "SRPMS").glob("*.src.rpm")
+    return srpm

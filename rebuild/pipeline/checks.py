@@ -80,6 +80,10 @@ def verify_result(result_dir: Path, engine: Engine, log: Log, *, recipe_path: Pa
     target = load_target(target_name or (manifest.target.name if manifest.target else recipe.target))
     if not recipe.checks:
         raise UsageError(f"{recipe.path}: the recipe has no checks to run")
-    results = run_checks(recipe, target, engine, check_image(target, engine, cache), folder.path, log)
+    image = check_image(target, engine, cache)
+    layer = (manifest.root or {}).get("image_id") if manifest.target and manifest.target.name == target.name else None
+    if layer and layer != image and engine.image_id(layer) == layer:
+        image = layer  # the build root the result was built in: its BuildRequires' libraries are there
+    results = run_checks(recipe, target, engine, image, folder.path, log)
     folder.write(manifest.with_checks(results))
     return results
