@@ -54,7 +54,9 @@ def parse_mirrors(spec: str, where: str = "--mirror") -> tuple[tuple[str, str], 
             continue
         old, sep, new = item.partition("=")
         if not sep or not old or not new:
-            raise UsageError(f"{where}: {item!r}: expected FROM=TO, e.g."
+            from rebuild.systems.urls import redact
+
+            raise UsageError(f"{where}: {redact(item)!r}: expected FROM=TO, e.g."
                              " https://archive.example/pub=file:///srv/mirror/pub")
         pairs.append((old, new))
     return tuple(pairs)

@@ -20,7 +20,10 @@ class Seen:
 class FaultServer:
     """Serves ``files``; ``faults[path]`` is a queue of one-shot faults taken per request:
     ``404``, ``500``, ``429:SECONDS``, ``cut:N`` (promise the whole body, send N bytes, hang up),
-    ``stall:SECONDS`` (wait before the body), ``redirect:URL``, ``html``, ``wrong``.
+    ``stall:SECONDS`` (wait before the body), ``redirect:URL``, ``html``, ``wrong``; hostile ones:
+    ``trickle`` (a byte a second, forever), ``slowheaders`` (a header line every second, forever),
+    ``continue`` (endless ``100 Continue``), ``header:NAME:VALUE`` (send that raw header; the body
+    follows).
     ``ignore_range`` paths answer every request with 200 and the whole file;
     ``throttle`` (bytes per second) slows every body down."""
 
@@ -117,7 +120,7 @@ class FaultServer:
         self.seen.append(Seen(h.path, h.headers.get("Range"), status, sent))
 
     def _handle(self, h) -> None:
-        path = h.path
+        path = h.path.split("?", 1)[0]
         queue = self.faults.get(path, [])
         fault = queue.pop(0) if queue else ""
         body = self.files.get(path)
@@ -140,6 +143,14 @@ class FaultServer:
                               {"Content-Type": "text/html"})
         if fault == "wrong":
             body = body[:-1] + bytes([body[-1] ^ 0xFF])
+        if fault in ("trickle", "slowheaders", "continue"):
+            return self._hostile(h, fault, body)
+        if fault.startswith("header:"):
+            _, name, value = fault.split(":", 2)
+            h.wfile.write(f"HTTP/1.1 200 OK\r\n{name}: {value}\r\nConnection: close\r\n\r\n".encode("latin-1") + body)
+            h.close_connection = True
+            self.seen.append(Seen(h.path, h.headers.get("Range"), 200, len(body)))
+            return None
         start, end = 0, len(body)
         rng = h.headers.get("Range")
         ranged = bool(rng and path not in self.ignore_range and rng.startswith("bytes="))
@@ -160,3 +171,35 @@ class FaultServer:
         if fault.startswith("stall:"):
             return self._send(h, status, chunk, headers, stall=float(fault.split(":")[1]))
         return self._send(h, status, chunk, headers)
+
+    def _hostile(self, h, fault: str, body: bytes) -> None:
+        """Answers that never end, until the client hangs up (or a minute passes)."""
+        deadline = time.monotonic() + 60
+        sent = 0
+        try:
+            if fault == "continue":
+                while time.monotonic() < deadline:
+                    h.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    h.wfile.flush()
+                    time.sleep(0.2)
+            elif fault == "slowheaders":
+                h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                n = 0
+                while time.monotonic() < deadline:
+                    h.wfile.write(f"X-Slow-{n}: {n}\r\n".encode())
+                    h.wfile.flush()
+                    n += 1
+                    time.sleep(1)
+            else:
+                h.wfile.write(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+                for byte in body:
+                    if time.monotonic() > deadline:
+                        break
+                    h.wfile.write(bytes([byte]))
+                    h.wfile.flush()
+                    sent += 1
+                    time.sleep(1)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        h.close_connection = True
+        self.seen.append(Seen(h.path, h.headers.get("Range"), 200, sent))

@@ -75,8 +75,12 @@ def _main(argv: list[str] | None) -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "rebuild"
+        print(f"rebuild: error: {_one_line(exc.format_message())} (see `{where} --help`)", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        print(f"rebuild: error: {_one_line(exc.format_message())}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except RebuildError as exc:
         print(f"rebuild: error: {_one_line(exc.message)}", file=sys.stderr)

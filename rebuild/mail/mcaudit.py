@@ -44,25 +44,39 @@ class Finding:
 
 
 def _unquote(text: str) -> str:
-    text = text.strip()
-    while text.startswith("`") and text.endswith("'") and _balanced(text[1:-1]):
-        text = text[1:-1].strip()
-    return text
-
-
-def _balanced(text: str) -> bool:
-    depth = 0
-    for ch in text:
-        depth += ch == "`"
-        depth -= ch == "'"
-        if depth < 0:
-            return False
-    return depth == 0
+    """*text* without its outer layers of `quotes' (and the blanks between them), in one pass: each opening
+    quote's partner is found with a stack, so 20,000 nested layers take no longer than their length."""
+    partner = {}
+    stack = []
+    for i, ch in enumerate(text):
+        if ch == "`":
+            stack.append(i)
+        elif ch == "'" and stack:
+            partner[stack.pop()] = i
+    left, right = 0, len(text) - 1
+    while left <= right and text[left].isspace():
+        left += 1
+    while right >= left and text[right].isspace():
+        right -= 1
+    while left < right and text[left] == "`" and partner.get(left) == right:
+        left, right = left + 1, right - 1
+        while left <= right and text[left].isspace():
+            left += 1
+        while right >= left and text[right].isspace():
+            right -= 1
+    return text[left:right + 1]
 
 
 def parse_calls(text: str) -> list[Call]:
     """Every macro call with arguments, outside quotes and comments, in order."""
+    return _scan(text)[0]
+
+
+def _scan(text: str) -> tuple[list[Call], list[tuple[int, str]]]:
+    """The calls, and what the reader could not follow (line, what): an unclosed quote or parenthesis,
+    changequote or changecom (after which quotes and comments mean something else)."""
     calls: list[Call] = []
+    problems: list[tuple[int, str]] = []
     i, line, n = 0, 1, len(text)
     while i < n:
         ch = text[i]
@@ -70,7 +84,7 @@ def parse_calls(text: str) -> list[Call]:
             line += 1
             i += 1
         elif ch == "`":  # a quoted string at top level is literal text
-            depth = 0
+            depth, start_line = 0, line
             while i < n:
                 depth += text[i] == "`"
                 depth -= text[i] == "'"
@@ -78,10 +92,12 @@ def parse_calls(text: str) -> list[Call]:
                 i += 1
                 if depth == 0:
                     break
+            if depth > 0:
+                problems.append((start_line, "a quote opened here is never closed"))
         elif ch == "#":
             while i < n and text[i] != "\n":
                 i += 1
-        elif ch.isalpha() or ch == "_":
+        elif ch.isascii() and (ch.isalpha() or ch == "_"):
             m = _WORD.match(text, i)
             word, i = m.group(), m.end()
             if word == "dnl":
@@ -89,16 +105,21 @@ def parse_calls(text: str) -> list[Call]:
                     i += 1
                 i += 1  # dnl eats the newline too
                 line += 1
+            elif word in ("changequote", "changecom", "changeword"):
+                problems.append((line, f"{word} changes how the file reads; nothing after it could be audited"))
+                break
             elif i < n and text[i] == "(":
                 start_line = line
-                args, i, line = _read_args(text, i + 1, line)
+                args, i, line, closed = _read_args(text, i + 1, line)
+                if not closed:
+                    problems.append((start_line, f"{word}( is never closed"))
                 calls.append(Call(word, tuple(_unquote(a) for a in args), start_line))
         else:
             i += 1
-    return calls
+    return calls, problems
 
 
-def _read_args(text: str, i: int, line: int) -> tuple[list[str], int, int]:
+def _read_args(text: str, i: int, line: int) -> tuple[list[str], int, int, bool]:
     args, current, parens, quotes = [], [], 0, 0
     n = len(text)
     while i < n:
@@ -114,7 +135,7 @@ def _read_args(text: str, i: int, line: int) -> tuple[list[str], int, int]:
         elif ch == ")":
             if parens == 0:
                 args.append("".join(current))
-                return args, i + 1, line
+                return args, i + 1, line, True
             parens -= 1
         elif ch == "," and parens == 0:
             args.append("".join(current))
@@ -124,7 +145,7 @@ def _read_args(text: str, i: int, line: int) -> tuple[list[str], int, int]:
         current.append(ch)
         i += 1
     args.append("".join(current))  # unterminated: take what there is
-    return args, i, line
+    return args, i, line, False
 
 
 def _mechs(value: str) -> list[str]:
@@ -132,7 +153,7 @@ def _mechs(value: str) -> list[str]:
 
 
 def audit(text: str) -> list[Finding]:
-    calls = parse_calls(text)
+    calls, problems = _scan(text)
     defines: dict[str, tuple[str, int]] = {}
     trust: tuple[list[str], int] | None = None
     features: list[tuple[str, int]] = []
@@ -210,16 +231,20 @@ def audit(text: str) -> list[Finding]:
         if name in dangerous:
             severity, why, fix = dangerous[name]
             findings.append(Finding(line, severity, f"feature-{name}", f"FEATURE(`{name}') {why}", fix))
+    for line, what in problems:
+        findings.append(Finding(line, ERROR, "unreadable", f"the audit could not read the file past here: {what};"
+                                " its findings may be incomplete, so the file does not pass",
+                                "fix the quoting or parentheses (or audit the file without changequote)"))
     return sorted(findings, key=lambda f: (f.severity != ERROR, f.line))
 
 
+MAX_MC = 1 << 20  # a sendmail.mc is a few KiB
+
+
 def audit_file(path: Path) -> list[Finding]:
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    from rebuild.files import read_user_file
+
+    raw = read_user_file(Path(path), "sendmail.mc", max_bytes=MAX_MC)
     if b"\0" in raw:
         raise UsageError(f"{path}: binary file, not a sendmail.mc")
     try:

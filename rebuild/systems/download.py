@@ -194,6 +194,8 @@ class Download:
         watchdog.start()
         try:
             self._once()
+            if self.expired:  # the watchdog cut the answer short where it read as an (empty) end
+                raise Retry(f"no complete answer within the {self.options.deadline:g}s deadline")
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             if self.expired:
                 raise Retry(f"no complete answer within the {self.options.deadline:g}s deadline") from None
