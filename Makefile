@@ -12,7 +12,7 @@ MIRROR  ?=
 UPDATES ?=
 PYTEST_ARGS ?=
 
-.PHONY: all venv image rpms demo test test-unit bench clean
+.PHONY: all venv image rpms demo demo-sendmail test test-unit bench clean
 
 all: rpms
 
@@ -44,6 +44,13 @@ demo: image
 	rpmbuild -bs --quiet --define "_topdir $(CURDIR)/build/demo" \
 	  --define "_sourcedir $(CURDIR)/specs/examples/hello" specs/examples/hello/hello.spec
 	$(REBUILD) build specs/examples/hello.yaml --out $(OUT)
+
+# The 2003 procedure on a real mail server (needs Debian's archive once; offline when cached): the i686
+# test root, sendmail 8.17 with STARTTLS and SASL built from its upstream tarball with errata 73,
+# published, installed, configured, started, audited and probed. Prints the result folder, the
+# probe's report and the audit's verdict.
+demo-sendmail: venv
+	$(VENV)/bin/python -m tests.sendmail_procedure $(OUT)/demo-sendmail
 
 test: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -122,6 +122,32 @@ def testroot(engine):
     return target
 
 
+@pytest.fixture(scope="session")
+def i686(tmp_path_factory):
+    """The i686-test target (retagged rebuild-test/) made from the tree (tests/i686tree.py):
+    (home, env, tree, image ID). Skipped, with the reason, where Debian's archive cannot be reached."""
+    import sys
+
+    from tests.i686tree import RPM404, Unavailable, build_tree
+
+    try:
+        tree = build_tree(log=lambda message: print(message, file=sys.__stderr__))
+    except Unavailable as exc:
+        pytest.skip(f"the i686 tree needs Debian's archive: {exc}")
+    if not RPM404.is_file():
+        print("tests: ../shared/rpm-4.0.4 is absent: the i686 target's rpm is Debian's i386 rpm", file=sys.__stderr__)
+    base = tmp_path_factory.mktemp("i686")
+    home = base / "home"
+    shutil.copytree(ROOT / "containers" / "i686-test", home / "containers" / "i686-test")
+    target_yaml = home / "containers" / "i686-test" / "target.yaml"
+    target_yaml.write_text(target_yaml.read_text().replace("tag: rebuild/i686-test:1", "tag: rebuild-test/i686-test:1"))
+    env = {"REBUILD_HOME": str(home), "REBUILD_CACHE": str(base / "cache")}
+    proc = run_cli("image", "i686-test", "--mirror", str(tree / "os"), "--updates", str(tree / "updates"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    return home, env, tree, proc.stdout.split()[1]
+
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Remove the images tests made (tags rebuild-test/*; each run makes them afresh) with their
     untagged parents, so repeated runs on one build host do not pile up layers. rebuild/testroot

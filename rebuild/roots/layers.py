@@ -44,10 +44,13 @@ def buildroot_wants(buildrequires: list[str] | None, floors: FloorsManifest | No
 
 
 def build_layer(target: Target, base_image: str, buildrequires: list[str] | None, floors: FloorsManifest | None,
-                engine: Engine, log: Log, cache: Path) -> Layer:
-    """The image a build runs in: the base image, or a layer with what the build needs besides."""
+                engine: Engine, log: Log, cache: Path, base_lock: RootLock | None = None) -> Layer:
+    """The image a build runs in: the base image, or a layer with what the build needs besides.
+
+    *base_lock* is what *base_image* holds (default: the target's lock; a layer's own lock to stack another
+    layer on it, as for the packages a built RPM needs at run time)."""
     folder = image_dir(target, cache)
-    base_lock = read_lock(lock_path(folder))
+    base_lock = base_lock or read_lock(lock_path(folder))
     trees = load_snapshot(folder / SNAPSHOT) if base_lock is not None else None
     if trees is None:
         return Layer(base_image, base_lock)

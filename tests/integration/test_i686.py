@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -46,28 +45,6 @@ def genuine_rpm() -> bool:
     from tests.i686tree import RPM404
 
     return RPM404.is_file()
-
-
-@pytest.fixture(scope="module")
-def i686(tmp_path_factory):
-    """The i686-test target (retagged rebuild-test/) made from the tree: (home, env, tree)."""
-    from tests.i686tree import RPM404, Unavailable, build_tree
-
-    try:
-        tree = build_tree(log=lambda message: print(message, file=sys.__stderr__))
-    except Unavailable as exc:
-        pytest.skip(f"the i686 tree needs Debian's archive: {exc}")
-    if not RPM404.is_file():
-        print("tests: ../shared/rpm-4.0.4 is absent: the i686 target's rpm is Debian's i386 rpm", file=sys.__stderr__)
-    base = tmp_path_factory.mktemp("i686")
-    home = base / "home"
-    shutil.copytree(ROOT / "containers" / "i686-test", home / "containers" / "i686-test")
-    target_yaml = home / "containers" / "i686-test" / "target.yaml"
-    target_yaml.write_text(target_yaml.read_text().replace("tag: rebuild/i686-test:1", "tag: rebuild-test/i686-test:1"))
-    env = {"REBUILD_HOME": str(home), "REBUILD_CACHE": str(base / "cache")}
-    proc = run_cli("image", "i686-test", "--mirror", str(tree / "os"), "--updates", str(tree / "updates"), env=env)
-    assert proc.returncode == 0, proc.stderr
-    return home, env, tree, proc.stdout.split()[1]
 
 
 def test_the_image_is_a_32bit_root_whose_rpm_404_reads_its_rpmdb(i686):
