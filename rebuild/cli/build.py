@@ -82,12 +82,15 @@ def targets(ctx: Context, recipes: tuple[Path, ...]) -> None:
 @click.option("--add", "adds", multiple=True, metavar="NAME=VALUE", help="Define a new macro at the top.")
 @click.option("--release-suffix", default="", help="Append this to Release (e.g. .rb1).")
 @click.option("--output", type=click.Path(path_type=Path), help="Write here instead of editing in place.")
+@click.option("--check", is_flag=True, help="Have the host's rpmspec read the result: does it parse, and what do the"
+                                            " edited macros expand to (exit 1 when it does not parse).")
 @pass_ctx
 def patch(ctx: Context, spec: Path, sets: tuple[str, ...], adds: tuple[str, ...], release_suffix: str,
-          output: Path | None) -> None:
+          output: Path | None, check: bool) -> None:
     """Edit macro definitions in SPEC and print the unified diff.
 
     In place, the original is kept as SPEC.orig (an existing .orig is never overwritten).
+    A definition in a comment is edited too (rpm runs it); a multi-line body becomes one line.
     """
     from rebuild.config.recipe import SpecEdits, check_release_suffix
     from rebuild.pipeline.spec import patch_file
@@ -105,14 +108,26 @@ def patch(ctx: Context, spec: Path, sets: tuple[str, ...], adds: tuple[str, ...]
         click.echo(result.diff(), nl=False)
     else:
         ctx.log.info(f"{spec}: nothing to change")
+    if check:
+        from rebuild.errors import CheckFailed
+        from rebuild.pipeline.spec import check_with_rpmspec
+
+        parsed, lines = check_with_rpmspec(output or spec, [n for n, _ in edits.macros + edits.add_macros])
+        for line in lines:
+            click.echo(line)
+        if not parsed:
+            raise CheckFailed(f"{output or spec}: the host's rpmspec cannot parse the result (see above)")
 
 
 def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
+    from rebuild.config.recipe import MACRO_NAME
+
     out = []
     for value in values:
         name, sep, body = value.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or "\n" in body or "\r" in body:
-            raise click.UsageError(f"{flag} {value!r}: expected NAME=VALUE with a macro name and a one-line value")
+        if not sep or not MACRO_NAME.match(name) or "\n" in body or "\r" in body:
+            raise click.UsageError(f"{flag} {value!r}: expected NAME=VALUE with a macro name (or NAME() for a"
+                                   " parametric one) and a one-line value")
         out.append((name, body))
     return tuple(out)
 

@@ -24,7 +24,8 @@ from rebuild.config.yamlfile import (
 from rebuild.errors import ConfigError, RebuildError, UsageError
 from rebuild.files import SAFE_NAME, read_user_file
 
-MACRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# a macro's name, with the options of a parametric macro where it is one: errata, foo(), foo(a:b)
+MACRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\([A-Za-z0-9:-]*\))?$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SUFFIX = re.compile(r"^[A-Za-z0-9._+~^]+$")
 

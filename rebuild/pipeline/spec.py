@@ -106,11 +106,23 @@ class EditResult:
         return "".join(out)
 
 
+# rpm reads "# %define x 1" (a comment) as a definition too, and "%global x\\" (no blank before the
+# backslash) as a definition whose body is on the next line; specfile's parser knows neither spelling
+_COMMENTED = re.compile(r"^(\s*#\s*)(%(?:define|global)\b)")
+_TIGHT_BACKSLASH = re.compile(r"^(\s*#?\s*%(?:define|global)\s+[A-Za-z_][A-Za-z0-9_]*(?:\([^)]*\))?)\\$")
+
+
+def _parser_view(line: str) -> str:
+    """*line* as specfile's parser must see it to find every definition rpm runs."""
+    line = _COMMENTED.sub(lambda m: "#" + m.group(2), line)
+    return _TIGHT_BACKSLASH.sub(lambda m: m.group(1) + " \\", line)
+
+
 def _definitions(spec: SpecText) -> list[tuple[int, int, object]]:
-    """(first line index, line count, MacroDefinition) for every definition specfile finds."""
+    """(first line index, line count, MacroDefinition) for every definition rpm runs."""
     found = []
     index = 0
-    for md in MacroDefinitions.parse(list(spec.bodies)):
+    for md in MacroDefinitions.parse([_parser_view(line) for line in spec.bodies]):
         raw = md.get_raw_data()
         span = md.body.count("\n") + 1
         start = index + len(raw) - span
@@ -123,44 +135,106 @@ def _is_commented(md) -> bool:
     return bool(md.commented_out or "#" in md._prefix)  # specfile keeps "#%define" as prefix "#"
 
 
+def _base(name: str) -> str:
+    """A macro's name without its options: foo() and foo(a:) are foo."""
+    return name.split("(", 1)[0]
+
+
+def check_value(name: str, value: str) -> tuple[str, str | None]:
+    """The body to write for *value*, and a note when it is not *value* itself; UsageError for a value that
+    would break the spec (the next edit could not read it back)."""
+    if "\n" in value or "\r" in value:
+        raise UsageError(f"the value for {name} must be one line")
+    if value.endswith("\\"):
+        raise UsageError(f"the value for {name} ends in a backslash, which would join the next line of the spec"
+                         " to its body; drop the backslash")
+    if not value.strip():
+        return "%{nil}", f"{name} set to %{{nil}}: rpm refuses an empty body (\"Macro %{name} has empty body\")"
+    closers = {"{": "}", "(": ")", "[": "]"}
+    stack: list[str] = []
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "%" and i + 1 < len(value) and value[i + 1] == "%":
+            i += 2
+            continue
+        if ch == "%" and i + 1 < len(value) and value[i + 1] in closers:
+            stack.append(closers[value[i + 1]])
+            i += 2
+            continue
+        if stack and ch in closers:
+            stack.append(closers[ch])
+        elif stack and ch == stack[-1]:
+            stack.pop()
+        i += 1
+    if stack:
+        raise UsageError(f"the value for {name} opens a macro it never closes (a missing {stack[-1]!r}): rpm would"
+                         " read the rest of the spec into its body")
+    return value, None
+
+
 def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
-    """Apply *edits* to *spec* in memory. UsageError when a macro to change is defined nowhere."""
+    """Apply *edits* to *spec* in memory. UsageError when a macro to change is defined nowhere, or when the
+    value would break the spec."""
     result = EditResult(spec=spec, original=spec.text())
     path = spec.path
-    for name, value in edits.macros:
-        live = []
-        for start, span, md in _definitions(spec):
-            if md.name != name:
-                continue
-            if _is_commented(md):
-                result.notes.append(f"{path.name}:{start + 1}: commented-out definition of {name} left alone")
-                continue
-            live.append((start, span, md))
-        _note_conditional_defaults(spec, name, result)
+    for name, wanted in edits.macros:
+        value, value_note = check_value(name, wanted)
+        if value_note:
+            result.notes.append(value_note)
+        live = [(start, span, md) for start, span, md in _definitions(spec) if _base(md.name) == _base(name)]
         if not live:
-            raise UsageError(
-                f"{path}: macro {name!r} has no %define or %global to change; check the name,"
-                f" or use add_macros to define a new one"
-            )
+            raise UsageError(_nothing_to_edit(spec, name))
+        _note_conditional_defaults(spec, _base(name), result)
         if len(live) > 1:
             lines = ", ".join(str(s + 1) for s, _, _ in live)
             result.notes.append(f"{path.name}: {name} is defined {len(live)} times (lines {lines}); all are edited")
         # edit from the bottom so earlier indices stay valid when a multi-line body shrinks
         for start, span, md in sorted(live, key=lambda item: item[0], reverse=True):
+            where = f"{path.name}:{start + 1}"
+            if _is_commented(md):
+                result.notes.append(f"{where}: a comment, but rpm expands macros in comments (rpm 4.18 warns, 4.0.x"
+                                    f" does it silently), so its definition of {_base(name)} runs: edited too")
+            if md.name != _base(md.name):
+                result.notes.append(f"{where}: {md.name} is a parametric macro; its body is set, its options kept")
             if md.body == value:
-                result.notes.append(f"{path.name}:{start + 1}: {name} is already {value}; nothing to change")
+                result.notes.append(f"{where}: {name} is already {value}; nothing to change")
                 continue
+            if span > 1:
+                result.notes.append(f"{where}: the body of {_base(name)} spanned {span} lines (\\ continuations or"
+                                    f" %{{expand:...}}, perhaps a shell fragment); it is now the one line {value!r}")
             old = md.body
             md.body = value
-            spec.bodies[start : start + span] = [str(md)]
+            new_line = str(md)
+            original = spec.bodies[start]
+            prefix = _COMMENTED.match(original)
+            if prefix:  # keep the comment's own spelling ("# %define")
+                new_line = prefix.group(1) + new_line[new_line.index("%"):]
+            spec.bodies[start : start + span] = [new_line]
             ending = spec.endings[start + span - 1]
             spec.endings[start : start + span] = [ending if span == 1 else spec.endings[start]]
-            result.changes.append(f"{path.name}:{start + 1}: {name} {old!r} -> {value!r}")
+            result.changes.append(f"{where}: {_base(name)} {old!r} -> {value!r}")
     for name, value in edits.add_macros:
+        value, value_note = check_value(name, value)
+        if value_note:
+            result.notes.append(value_note)
         _add_macro(spec, name, value, result)
     if edits.release_suffix:
         _release_suffix(spec, edits.release_suffix, result)
     return result
+
+
+def _nothing_to_edit(spec: SpecText, name: str) -> str:
+    """Why *name* cannot be set: no definition, or only a conditional default."""
+    base = _base(name)
+    pattern = re.compile(r"%\{!?\?" + re.escape(base) + r":\s*%(?:define|global)\s+" + re.escape(base) + r"\b")
+    for i, body in enumerate(spec.bodies):
+        if pattern.search(body):
+            return (f"{spec.path}:{i + 1}: the only definition of {base} is the conditional default here, which"
+                    f" applies only when {base} is not defined yet: define it first with --add {base}=VALUE"
+                    f" (spec.add_macros in a recipe)")
+    return (f"{spec.path}: macro {base!r} has no %define or %global to change; check the name, or define a new"
+            f" one with --add {base}=VALUE (spec.add_macros in a recipe)")
 
 
 def _note_conditional_defaults(spec: SpecText, name: str, result: EditResult) -> None:
@@ -175,13 +249,13 @@ def _note_conditional_defaults(spec: SpecText, name: str, result: EditResult) ->
 
 def _add_macro(spec: SpecText, name: str, value: str, result: EditResult) -> None:
     for start, _span, md in _definitions(spec):
-        if md.name == name and not _is_commented(md):
+        if _base(md.name) == _base(name):
             if md.body == value:
                 result.notes.append(f"{spec.path.name}:{start + 1}: {name} is already defined as {value}; nothing to add")
                 return
             raise UsageError(
                 f"{spec.path}:{start + 1}: add_macros: {name} is already defined here as {md.body!r};"
-                f" use spec.macros to change it"
+                f" change it with --set {name}=VALUE (spec.macros in a recipe)"
             )
     spec.bodies.insert(0, f"%define {name} {value}")
     spec.endings.insert(0, spec.newline)
@@ -241,3 +315,33 @@ def patch_file(path: Path, edits: SpecEdits, *, output: Path | None = None) -> E
             atomic_write(orig, encoded(path, result.original, spec.encoding), mode=mode)
         atomic_write(path, data, mode=mode)
     return result
+
+
+def check_with_rpmspec(path: Path, names: list[str]) -> tuple[bool, list[str]]:
+    """Whether the host's rpmspec parses *path*, and what each of *names* expands to at the spec's end
+    (read from a copy with one %{echo:...} line appended, which rpm prints as it parses)."""
+    import shutil
+    import tempfile
+
+    from rebuild import hostcmd
+
+    if not shutil.which("rpmspec"):
+        return False, ["check: rpmspec is not installed on this host (Debian: apt-get install rpm)"]
+    text = SpecText.read(path)
+    with tempfile.TemporaryDirectory(prefix="rebuild-check-") as tmp:
+        copy = Path(tmp) / path.name
+        probes = "".join(f"%{{echo:rebuild-check {_base(n)} %{{?{_base(n)}}}}}{text.newline}" for n in names)
+        copy.write_bytes(encoded(path, text.text() + (text.newline if text.endings[-1:] == [""] else "") + probes,
+                                 text.encoding))
+        proc = hostcmd.run(["rpmspec", "-P", str(copy)], "rpmspec -P", check=False)
+    if proc.returncode != 0:
+        reason = " ".join((proc.stderr or proc.stdout).split())[:300]
+        hint = " (2003 tags such as Copyright: are refused by rpm 4.18; builds check the spec with the target's" \
+               " own rpm)" if "Unknown tag" in reason else ""
+        return False, [f"check: rpmspec cannot parse {path.name}: {reason}{hint}"]
+    found = {}
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if line.startswith("rebuild-check "):
+            parts = line.split(None, 2)
+            found[parts[1]] = parts[2] if len(parts) > 2 else ""
+    return True, [f"check: {path.name} parses"] + [f"check: %{{{n}}} = {v!r}" for n, v in found.items()]
