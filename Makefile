@@ -7,7 +7,7 @@ VENV    ?= .venv
 REBUILD := $(VENV)/bin/rebuild
 RECIPES ?= specs/sendmail.yaml
 OUT     ?= artifacts
-# rh73 needs Red Hat Linux 7.3's RPM tree: the archive or a local mirror of it.
+# rh73's trees: by default those its target.yaml names (Red Hat's archive); give a local copy here.
 MIRROR  ?=
 UPDATES ?=
 PYTEST_ARGS ?=
@@ -30,8 +30,11 @@ venv: $(VENV)/.installed
 image: venv
 	$(REBUILD) image testroot
 
-# The main job: make the images the recipes' targets need, then build every recipe.
+# The main job: pin each recipe's SRPM (trust on first use, into specs/<name>.lock; verified after),
+# make the images the recipes' targets need (from the trees their target.yaml names, or MIRROR=
+# and UPDATES=), then build every recipe.
 rpms: venv
+	@for recipe in $(RECIPES); do $(REBUILD) fetch $$recipe --lock >/dev/null || exit $$?; done
 	@for target in $$($(REBUILD) targets $(RECIPES)); do \
 	  if [ "$$target" = testroot ]; then $(REBUILD) image testroot || exit $$?; \
 	  else $(REBUILD) image $$target $(if $(MIRROR),--mirror $(MIRROR)) $(if $(UPDATES),--updates $(UPDATES)) || exit $$?; fi; \

@@ -15,15 +15,27 @@ from typing import IO, Iterator, Sequence
 class Log:
     def __init__(self, stream: IO[str] | None = None, *, quiet: bool = False, prefix: str = "",
                  ci: str | None = None) -> None:
-        self.stream = stream or sys.stderr
+        self._stream = stream
         self.quiet = quiet
         self.prefix = prefix
         # log folding only when one build writes at a time
         self.ci = ci if not prefix else None
 
+    @property
+    def stream(self) -> IO[str]:
+        # looked up at each write when not given: a live status display redirects sys.stderr above itself
+        return self._stream or sys.stderr
+
     def child(self, prefix: str) -> "Log":
         """A log for one of several builds running at once: every line says which."""
-        return Log(self.stream, quiet=self.quiet, prefix=prefix)
+        return Log(self._stream, quiet=self.quiet, prefix=prefix)
+
+    def status_board(self, names: list[str]) -> "StatusBoard | None":
+        """A live status line per build (phase, elapsed time, rpmbuild's last line) when the log goes to a
+        terminal and not to CI; None otherwise (plain lines are enough)."""
+        if self.quiet or self.ci or not getattr(self.stream, "isatty", lambda: False)():
+            return None
+        return StatusBoard(self.stream, names)
 
     def _write(self, line: str) -> None:
         if not self.quiet:
@@ -109,3 +121,44 @@ class Progress:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+class StatusBoard:
+    """Live status lines, one per build, under the log's own lines (rich's Live, sys.stderr redirected above)."""
+
+    def __init__(self, stream: IO[str], names: list[str]) -> None:
+        import threading
+
+        from rich.console import Console
+        from rich.live import Live
+
+        self.rows = {name: {"phase": "waiting", "since": time.monotonic(), "line": ""} for name in names}
+        self.lock = threading.Lock()
+        self.live = Live(self._render(), console=Console(file=stream), refresh_per_second=4, transient=True,
+                         redirect_stderr=True, redirect_stdout=False, get_renderable=self._render)
+        self.live.start()
+
+    def update(self, name: str, *, phase: str | None = None, output: bytes | None = None) -> None:
+        with self.lock:
+            row = self.rows[name]
+            if phase is not None:
+                row["phase"], row["since"] = phase, time.monotonic()
+            if output:
+                lines = [line for line in output.decode(errors="replace").splitlines() if line.strip()]
+                if lines:
+                    row["line"] = lines[-1].strip()[:80]
+
+    def _render(self):
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        for _ in range(3):
+            table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+        now = time.monotonic()
+        for name, row in self.rows.items():
+            table.add_row(f"[bold]{name}[/]", row["phase"], f"{now - row['since']:5.1f}s", row["line"])
+        return table
+
+    def close(self) -> None:
+        self.live.stop()

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import click
 
-from rebuild.cli.main import Context, cli, pass_ctx
+from rebuild.cli.main import Context, cli, complete_recipes, complete_targets, pass_ctx
 
 
 @cli.command()
-@click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--target", "target_name", help="Build on this target instead of the recipe's.")
+@click.argument("recipes", nargs=-1, required=True, shell_complete=complete_recipes)
+@click.option("--target", "target_name", shell_complete=complete_targets,
+              help="Build on this target instead of the recipe's (needed for a bare SRPM).")
 @click.option("--out", "out_dir", default="artifacts", show_default=True, type=click.Path(path_type=Path),
               help="Results go to OUT/<name>-<version>-<release>/.")
 @click.option("--skip-deps-check", is_flag=True, help="Build even when the floors are not met (recorded).")
@@ -23,20 +24,41 @@ from rebuild.cli.main import Context, cli, pass_ctx
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Builds at once [default: the number of cores].")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="A bare SRPM: redefine this macro.")
+@click.option("--floors", "floors", type=click.Path(path_type=Path), help="A bare SRPM: check these floors.")
+@click.option("--sha256", "sha", help="A bare SRPM given by URL: its pinned sha256.")
 @pass_ctx
-def build(ctx: Context, recipes: tuple[Path, ...], target_name: str | None, out_dir: Path,
-          skip_deps_check: bool, force: bool, jobs: int | None, as_json: bool) -> None:
-    """Build each RECIPE (specs/<name>.yaml) in a fresh container.
+def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_dir: Path,
+          skip_deps_check: bool, force: bool, jobs: int | None, as_json: bool, sets: tuple[str, ...],
+          floors: Path | None, sha: str | None) -> None:
+    """Build each RECIPE (specs/<name>.yaml), or an SRPM (a path or URL, with --target), in a fresh container.
 
     Unchanged inputs reuse the stored result ("up to date"). Several recipes build in
-    parallel; a summary table follows, and the exit code is 10 if any failed.
+    parallel; a summary table follows, and the exit code is 10 if any failed. A bare SRPM
+    builds through the recipe it implies (recorded in manifest.json):
+    `rebuild build foo.src.rpm --target rh73 --set errata=73`.
     """
+    from rebuild.config.newrecipe import IMPLIED, implied_recipe
     from rebuild.config.recipe import load_recipe
     from rebuild.config.target import load_target
     from rebuild.errors import BuildFailed
+
     from rebuild.pipeline.batch import build_many, summary_table
 
-    loaded = [load_recipe(path) for path in recipes]
+    if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+        raise click.UsageError("--sha256 takes 64 hex digits")
+    loaded = []
+    for ref in recipes:
+        if ref.endswith(".src.rpm"):
+            if not target_name:
+                raise click.UsageError(f"{ref}: a bare SRPM needs --target TARGET")
+            recipe, _ = implied_recipe(ref, target_name, _pairs(sets, "--set"), floors, sha.lower() if sha else None,
+                                       Path(out_dir) / IMPLIED)
+            loaded.append(recipe)
+        else:
+            if sets or floors or sha:
+                raise click.UsageError("--set, --floors and --sha256 go with a bare SRPM, not a recipe")
+            loaded.append(load_recipe(Path(ref)))
     pairs = [(recipe, load_target(target_name or recipe.target, ctx.settings.home)) for recipe in loaded]
     echo = (lambda chunk: sys.stderr.buffer.write(chunk) and sys.stderr.flush()) if ctx.verbose else None
     items = build_many(pairs, ctx.engine(), ctx.log, out_dir=out_dir, parallel=jobs or os.cpu_count() or 1,
@@ -61,6 +83,37 @@ def build(ctx: Context, recipes: tuple[Path, ...], target_name: str | None, out_
         raise failed[0].error
     if failed:
         raise BuildFailed(f"{len(failed)} of {len(items)} builds failed: {', '.join(i.recipe.name for i in failed)}")
+
+
+@cli.command()
+@click.argument("srpm")
+@click.option("--target", "target_name", default="rh73", show_default=True, help="The target the recipe builds on.")
+@click.option("--output", type=click.Path(path_type=Path), help="Default: specs/<name>.yaml.")
+@click.option("--sha256", "sha", help="The SRPM's sha256, when known (else pinned as downloaded).")
+@pass_ctx
+def init(ctx: Context, srpm: str, target_name: str, output: Path | None, sha: str | None) -> None:
+    """Write specs/<name>.yaml for SRPM (a path or URL): sha256 pinned, URLs, target, and the spec's own
+    %define/%global macros as commented candidates for spec.macros."""
+    from rebuild.config.newrecipe import init_recipe, source_ref
+    from rebuild.config.target import load_target
+    from rebuild.files import sha256_file
+    from rebuild.pipeline.fetch import Cache, fetch_urls
+    from rebuild.systems.rpmfile import payload
+
+    load_target(target_name, ctx.settings.home)
+    ref = source_ref(srpm)
+    if ref.local is not None:
+        path, digest = ref.local, sha256_file(ref.local)
+    else:
+        fetched = fetch_urls([ref.url], filename=ref.name, sha256=sha.lower() if sha else None, allow_unpinned=True,
+                             cache=Cache(ctx.settings.cache), log=ctx.log)
+        path, digest = fetched.path, fetched.sha256
+        if not sha:
+            ctx.log.warn(f"TRUST ON FIRST USE: {ref.name} has sha256 {digest}; check it out of band")
+    specs = [body for name, body in payload(path).items() if name.endswith(".spec")]
+    spec_text = specs[0].decode("utf-8", errors="replace") if len(specs) == 1 else None
+    written = init_recipe(srpm, target_name, output, ctx.settings.home / "specs", digest, spec_text)
+    click.echo(written)
 
 
 @cli.command()

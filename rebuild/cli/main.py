@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -31,6 +32,25 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+def complete_targets(ctx, param, incomplete: str) -> list[str]:
+    """Shell completion: the targets under containers/."""
+    from rebuild.config.target import available_targets
+
+    return [name for name in available_targets() if name.startswith(incomplete)]
+
+
+def complete_recipes(ctx, param, incomplete: str) -> list[str]:
+    """Shell completion: the recipes under specs/ (and any path)."""
+    from click.shell_completion import CompletionItem
+
+    from rebuild.settings import Settings
+
+    home = Settings.from_env().home
+    names = sorted(str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p)
+                   for p in (home / "specs").rglob("*.yaml"))
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)] or [CompletionItem(incomplete, type="file")]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

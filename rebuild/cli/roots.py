@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from rebuild.cli.main import Context, cli, pass_ctx
+from rebuild.cli.main import Context, cli, complete_targets, pass_ctx
 
 
 @cli.command()
-@click.argument("target")
+@click.argument("target", shell_complete=complete_targets)
 @click.option("--force", is_flag=True, help="Make the root again even when a cached one matches.")
 @click.option("--mirror", help="rpmtree targets: the release's RPM tree (URL or folder; RedHat/RPMS layout, hdlist,"
                                " repodata or a flat folder).")
@@ -47,8 +47,11 @@ def _dry_run(ctx: Context, target, mirror: str | None, updates: str | None, why:
     from rebuild.errors import UsageError
     from rebuild.roots.buildroot import plan_root, read_trees
 
+    from rebuild.roots.images import tree_locations
+
     if target.image.method != "rpmtree":
         raise UsageError(f"target {target.name} is made with debootstrap; --dry-run solves RPM-tree roots")
+    mirror, updates = tree_locations(target, mirror, updates)
     if not mirror:
         raise UsageError(f"target {target.name}: --dry-run needs --mirror URL_OR_DIR")
     solution = plan_root(target, read_trees(mirror, updates, ctx.settings.cache, ctx.log), ctx.log)
@@ -64,7 +67,7 @@ def _dry_run(ctx: Context, target, mirror: str | None, updates: str | None, why:
 @click.option("--manifest", "manifest_path", required=True, type=click.Path(path_type=Path),
               help="Floors manifest (YAML: floors: {name: \"[epoch:]version[-release]\"}).")
 @click.option("--image", help="Query this image's rpmdb (one container, one rpm -qa).")
-@click.option("--target", "target_name", help="Query the pinned image of this target.")
+@click.option("--target", "target_name", shell_complete=complete_targets, help="Query the pinned image of this target.")
 @click.option("--host", is_flag=True, help="Query this machine's rpmdb.")
 @click.option("--installed", type=click.Path(path_type=Path),
               help="A saved list: rpm -qa --qf '%{NAME} %{EPOCH} %{VERSION} %{RELEASE}\\n'.")

@@ -22,7 +22,8 @@ class ImageSpec:
     tag: str
     method: str
     suite: str = ""
-    mirror: str = ""
+    mirror: str = ""   # debootstrap: the Debian mirror; rpmtree: the default release tree
+    updates: str = ""  # rpmtree: the default updates tree
     include: tuple[str, ...] = ()
     packages: Path | None = None  # rpmtree: the package list file
 
@@ -48,7 +49,9 @@ class Target:
         import json
 
         made_of = {
-            "image": {k: str(v) if isinstance(v, Path) else v for k, v in self.image.__dict__.items()},
+            # fields left empty are left out: a field a newer rebuild adds does not change existing keys
+            "image": {k: str(v) if isinstance(v, Path) else v for k, v in self.image.__dict__.items()
+                      if v not in ("", (), None) or k in ("suite", "mirror", "include", "packages")},
             "user": self.user,
             "uid": self.uid,
             "personality": self.personality,
@@ -63,7 +66,7 @@ class Target:
 
 
 _TOP = ("description", "image", "arch", "personality", "build_command", "user", "uid", "nodeps")
-_IMAGE = ("tag", "method", "suite", "mirror", "include", "packages")
+_IMAGE = ("tag", "method", "suite", "mirror", "updates", "include", "packages")
 
 
 def targets_dir(home: Path | None = None) -> Path:
@@ -99,6 +102,13 @@ def load_target(name: str, home: Path | None = None) -> Target:
     method = expect_str(img["method"], path, "image.method", img.line_of("method"))
     if method not in _METHODS:
         raise ConfigError(f"{path}:{img.line_of('method')}: image.method must be one of {', '.join(_METHODS)}")
+    for key in ("mirror", "updates"):
+        if img.get(key) is not None:
+            from rebuild.config.recipe import check_url
+
+            problem = check_url(expect_str(img[key], path, f"image.{key}", img.line_of(key)))
+            if problem:
+                raise ConfigError(f"{path}:{img.line_of(key)}: image.{key}: {problem}")
     packages = None
     if img.get("packages") is not None:
         packages = path.parent / expect_str(img["packages"], path, "image.packages", img.line_of("packages"))
@@ -124,6 +134,7 @@ def load_target(name: str, home: Path | None = None) -> Target:
             method=method,
             suite=str(img.get("suite") or ""),
             mirror=str(img.get("mirror") or ""),
+            updates=str(img.get("updates") or ""),
             include=expect_str_list(img.get("include"), path, "image.include", img.line_of("include")),
             packages=packages,
         ),

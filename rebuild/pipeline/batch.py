@@ -42,21 +42,47 @@ def build_many(
     One failure does not stop the others. Ctrl-C removes every container and re-raises.
     """
     settings = settings or Settings.from_env()
+    board = log.status_board([recipe.name for recipe, _ in jobs])
 
     def one(recipe: Recipe, target: Target) -> BatchItem:
         child = log.child(f"[{recipe.name}] ") if len(jobs) > 1 else log
         start = time.monotonic()
+        on_phase, tee = None, echo if len(jobs) == 1 else None
+        if board is not None:
+            on_phase = lambda phase: board.update(recipe.name, phase=phase)  # noqa: E731
+            tee = _tee(lambda chunk: board.update(recipe.name, output=chunk), tee)
         try:
             result = build(recipe, target, engine.for_log(child), child, out_dir=out_dir, settings=settings,
-                           skip_deps_check=skip_deps_check, force=force, echo=echo if len(jobs) == 1 else None)
+                           skip_deps_check=skip_deps_check, force=force, echo=tee, on_phase=on_phase)
+            if board is not None:
+                board.update(recipe.name, phase="cached" if result.cached else "done")
             return BatchItem(recipe, result, None, time.monotonic() - start)
         except RebuildError as exc:
+            if board is not None:
+                board.update(recipe.name, phase=f"FAILED (exit {exc.exit_code})")
             if len(jobs) > 1:
                 child.warn(f"failed: {exc.message}")
             return BatchItem(recipe, None, exc, time.monotonic() - start)
 
-    if len(jobs) == 1 or parallel <= 1:
-        return [one(recipe, target) for recipe, target in jobs]
+    try:
+        if len(jobs) == 1 or parallel <= 1:
+            return [one(recipe, target) for recipe, target in jobs]
+        return _parallel(jobs, one, engine, parallel)
+    finally:
+        if board is not None:
+            board.close()
+
+
+def _tee(first: Callable[[bytes], None], second: Callable[[bytes], None] | None) -> Callable[[bytes], None]:
+    def both(chunk: bytes) -> None:
+        first(chunk)
+        if second is not None:
+            second(chunk)
+
+    return both
+
+
+def _parallel(jobs, one, engine: Engine, parallel: int) -> list[BatchItem]:
     pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="build")
     futures = [pool.submit(one, recipe, target) for recipe, target in jobs]
     try:

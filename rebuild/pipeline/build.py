@@ -128,7 +128,7 @@ def build(
                                                root_lock=root_lock)
     manifest = Manifest(
         rebuild_version=__version__,
-        recipe=RecipeRef(recipe.name, str(recipe.path), sha256_file(recipe.path)),
+        recipe=RecipeRef(recipe.name, str(recipe.path), sha256_file(recipe.path), implied=_implied(recipe)),
         started=started_at.isoformat(timespec="seconds"),
         inputs=Inputs(SrpmInput(srpm.name, str(srpm), tuple(redact(u) for u in recipe.source.urls), digest,
                                 srpm.stat().st_size, info.nevra)),
@@ -193,9 +193,14 @@ def build(
         buildindex.record(out_dir, key, final)
         log.info(f"results in {final}")
         return BuildResult(final, built_nvr, tuple(outputs), time.monotonic() - started)
-    except BaseException:
+    except BaseException as exc:
         if build_log.exists():
-            keep_failed_logs(staging, failed_dir)
+            if not (staging / "manifest.json").exists():  # what is known so far, for `rebuild shell --result`
+                ResultDir(staging).write(replace(manifest, phases=tuple(state.phases)))
+            failed_in_build = isinstance(exc, BuildFailed)
+            keep_failed_logs(staging, failed_dir, tree=work if failed_in_build else None)
+            if failed_in_build:
+                exc.message += f"; look around in its tree: rebuild shell {target.name} --result {failed_dir}"
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -242,12 +247,28 @@ def _build(step: steps.Step, spec_path: Path, manifest: Manifest, failed_dir: Pa
            skip_deps_check: bool) -> Manifest:
     """In the build root: the floors checked by its own rpm, then rpmbuild."""
     state = step.state
+    lock = (manifest.root or {}).get("lock") or {}
+    hint = ""
+    if step.target.image.method == "rpmtree" and lock and "updates" not in lock.get("trees", {}):
+        hint = ("; the image was made without an updates tree, and floors above a release's own versions need one:"
+                f" rebuild image {step.target.name} --updates URL_OR_DIR --force")
     with state.phase("floors"):
-        floors = steps.check_floors(step, skip=skip_deps_check)
+        floors = steps.check_floors(step, skip=skip_deps_check, hint=hint)
     manifest = replace(manifest, floors=floors)
     with state.phase("rpmbuild"):
         steps.rpmbuild(step, spec_path, step.tools, failed_dir)
     return manifest
+
+
+def _implied(recipe: Recipe) -> dict | None:
+    """The recipe a bare SRPM implied (build foo.src.rpm --target T), as manifest.json records it."""
+    from rebuild.config.newrecipe import IMPLIED
+
+    if recipe.path.parent.name != IMPLIED:
+        return None
+    import yaml
+
+    return yaml.safe_load(recipe.path.read_text())
 
 
 def _warm_up() -> None:

@@ -134,8 +134,9 @@ def place(staging: Path, final: Path) -> None:
     raise BuildFailed(f"could not place the result at {final}: another build keeps replacing it")
 
 
-def keep_failed_logs(staging: Path, dest: Path) -> None:
-    """Logs (and, when checks failed, the RPMs and manifest) of a failed build go to <nvr>.failed/."""
+def keep_failed_logs(staging: Path, dest: Path, tree: Path | None = None) -> None:
+    """Logs (and, when checks failed, the RPMs and manifest) of a failed build go to <nvr>.failed/; with
+    *tree*, the build tree too (<nvr>.failed/tree/, for `rebuild shell --result`)."""
     keep = Path(tempfile.mkdtemp(prefix=".failed-", dir=dest.parent))
     for name in ("build.log", "state.log", "spec.diff", "manifest.json"):
         if (staging / name).exists():
@@ -143,5 +144,7 @@ def keep_failed_logs(staging: Path, dest: Path) -> None:
     for folder in ("RPMS", "SRPMS"):
         if (staging / folder).is_dir():
             shutil.copytree(staging / folder, keep / folder)
+    if tree is not None and tree.is_dir():
+        os.rename(tree, keep / "tree")
     keep.chmod(0o755)
     place(keep, dest)

@@ -24,6 +24,7 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False,
                updates: str | None = None, cache: Path | None = None, locked: Path | None = None) -> Pin:
     """Make (or reuse) the target's image and write the pin."""
     if target.image.method == "rpmtree":
+        mirror, updates = tree_locations(target, mirror, updates)
         if not mirror and locked is None:
             raise UsageError(
                 f"target {target.name} is made from an RPM tree: give --mirror URL_OR_DIR (its RedHat/RPMS tree,"
@@ -68,6 +69,11 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False,
     path = write_pin(pin, target, cache)
     log.info(f"image {target.image.tag} is {image_id[:19]} (pinned in {path})")
     return pin
+
+
+def tree_locations(target: Target, mirror: str | None, updates: str | None) -> tuple[str | None, str | None]:
+    """The trees to read: those given, else the target's defaults (``image.mirror``/``image.updates``)."""
+    return mirror or target.image.mirror or None, updates or target.image.updates or None
 
 
 def _read_stamp(path: Path) -> str | None:

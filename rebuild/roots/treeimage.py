@@ -111,7 +111,12 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
     else:
         if not mirror:
             raise UsageError(f"target {target.name}: give --mirror URL_OR_DIR (or --locked LOCK)")
-        trees = read_trees(mirror, updates, cache, log)
+        try:
+            trees = read_trees(mirror, updates, cache, log)
+        except EnvironmentProblem as exc:
+            raise EnvironmentProblem(f"{exc.message}; where that tree cannot be reached, give a local copy:"
+                                     f" rebuild image {target.name} --mirror DIR [--updates DIR]"
+                                     " (make rpms MIRROR=DIR UPDATES=DIR)") from None
         wants = base_wants(target)
         solution = plan_root(target, trees, log)
         chosen = list(solution.install)

@@ -33,6 +33,8 @@ _HEADER_MAGIC = b"\x8e\xad\xe8"
 _FIRST_RANGE = 64 << 10
 _PARALLEL = 8
 _SENSE = {0: "", 2: "<", 4: ">", 8: "=", 10: "<=", 12: ">="}
+# Red Hat's updates trees keep one folder per arch (updates/7.3/en/os/i386/, .../i686/, .../noarch/)
+ARCH_FOLDERS = ("noarch", "i386", "i486", "i586", "i686", "athlon", "x86_64", "aarch64", "ppc", "ppc64le", "s390x")
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,8 @@ def _read_local(root: Path, base: str, origin: str, headers: HeaderCache, stats:
     out = []
     ts = rpm.TransactionSet()
     ts.setVSFlags(rpm._RPMVSF_NOSIGNATURES | rpm._RPMVSF_NODIGESTS)
-    for path in sorted(rpms.glob("*.rpm")):
+    files = sorted(rpms.glob("*.rpm")) or sorted(p for a in ARCH_FOLDERS for p in (rpms / a).glob("*.rpm"))
+    for path in files:
         st = path.stat()
         key = f"file:{path}:{st.st_size}:{st.st_mtime_ns}"
         cached = headers.get(key)
@@ -302,12 +305,22 @@ def _read_http(base: str, origin: str, headers: HeaderCache, stats: IndexStats, 
             return _from_hdlist(hdlist.content, rpms_url, origin, sums, headers, stats)
         if listing.status_code != 200:
             raise EnvironmentProblem(f"{redact(base)}: HTTP {listing.status_code} listing the tree")
-        names = sorted({Path(urlsplit(h).path).name for h in re.findall(r'href="([^"]+\.rpm)"', listing.text)})
-        names = [n for n in names if not n.endswith(".src.rpm")]
+        urls = _rpm_links(rpms_url, listing.text)
+        if not urls:  # an updates tree: one folder per arch
+            folders = {h.rstrip("/").rsplit("/", 1)[-1] for h in re.findall(r'href="([^"?]+/)"', listing.text)}
+            for arch in (a for a in ARCH_FOLDERS if a in folders):
+                folder = urljoin(rpms_url, arch + "/")
+                sub = _get(session, folder)
+                if sub.status_code == 200:
+                    urls += _rpm_links(folder, sub.text)
         with ThreadPoolExecutor(max_workers=_PARALLEL) as pool:
-            found = list(pool.map(lambda n: _remote_header(session, urljoin(rpms_url, n), origin, headers, stats),
-                                  names))
+            found = list(pool.map(lambda u: _remote_header(session, u, origin, headers, stats), urls))
         return [_with(p, sha256=sums.get(p.filename)) for p in found]
+
+
+def _rpm_links(folder: str, html: str) -> list[str]:
+    names = sorted({Path(urlsplit(h).path).name for h in re.findall(r'href="([^"]+\.rpm)"', html)})
+    return [urljoin(folder, n) for n in names if not n.endswith(".src.rpm")]
 
 
 def _remote_header(session, url: str, origin: str, headers: HeaderCache, stats: IndexStats) -> PackageMeta:

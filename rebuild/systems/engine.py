@@ -81,6 +81,13 @@ class Engine(Protocol):
     def remove_all(self) -> None:
         """Remove every container this process still has (Ctrl-C during parallel builds)."""
 
+    def version(self) -> str:
+        """The engine's version (EnvironmentProblem when it cannot be reached)."""
+
+    def shell(self, image: str, argv: list[str], *, mounts: list[Mount], user: str, workdir: str,
+              hostname: str, tty: bool) -> int:
+        """Run *argv* in a fresh container of *image* attached to this terminal; remove it on exit."""
+
 
 class DockerContainer:
     def __init__(self, api, container_id: str, name: str, log: Log) -> None:
@@ -195,6 +202,25 @@ class DockerEngine:
             if self._shared["client"] is not None:
                 self._shared["client"].close()
                 self._shared["client"] = None
+
+    def version(self) -> str:
+        return str(self.client.version().get("Version", "?"))
+
+    def shell(self, image: str, argv: list[str], *, mounts: list[Mount], user: str, workdir: str,
+              hostname: str, tty: bool) -> int:
+        """The docker CLI, for a terminal the SDK does not give: ``docker run --rm -i [-t]``."""
+        import subprocess
+
+        docker = shutil.which("docker")
+        if not docker:
+            raise EnvironmentProblem("the docker command is not installed (Debian: apt-get install docker.io)")
+        self.client  # noqa: B018 - a clear error when no engine answers
+        command = [docker, "run", "--rm", "-i", *(["-t"] if tty else []), "--network", "none", "--hostname", hostname,
+                   "--label", f"{LABEL}=1", "-u", user, "-w", workdir, "-e", f"HOME={workdir}"]
+        for m in mounts:
+            command += ["--mount", f"type=bind,source={m.source},target={m.target}" + (",readonly" if m.read_only else "")]
+        self._log.command([*command[1:], image, *argv], "engine")
+        return subprocess.run([*command, image, *argv]).returncode
 
     def remove_all(self) -> None:
         """Remove every container this process still has (Ctrl-C during parallel builds)."""

@@ -99,3 +99,13 @@ class FakeEngine:
 
     def close(self) -> None:
         pass
+
+    def version(self) -> str:
+        if self.missing is not None:
+            raise self.missing
+        return "fake"
+
+    def shell(self, image, argv, *, mounts, user, workdir, hostname, tty) -> int:
+        box = FakeContainer(dict(self.answers), mounts={m.target: Path(m.source) for m in mounts})
+        self.boxes.append(box)
+        return box.run(argv, user=user, workdir=workdir)
