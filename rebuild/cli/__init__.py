@@ -2,10 +2,11 @@
 
 ``main`` holds the group and catches every expected error once; the commands live by area:
 ``build`` (build, fetch, patch, plan, targets, vercmp), ``roots`` (image, check-deps),
-``results`` (publish, verify), ``mail`` (audit-mc, probe-smtp), ``host`` (doctor, shell).
+``results`` (publish, verify), ``evidence`` (diff, verify-provenance), ``mail`` (audit-mc, probe-smtp),
+``host`` (doctor, shell).
 """
 
-from rebuild.cli import build, host, mail, results, roots  # noqa: F401 - each registers its commands
+from rebuild.cli import build, evidence, host, mail, results, roots  # noqa: F401 - each registers its commands
 from rebuild.cli.main import cli, main
 
 __all__ = ["cli", "main"]

@@ -27,10 +27,14 @@ from rebuild.cli.main import Context, cli, complete_recipes, complete_targets, p
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="A bare SRPM: redefine this macro.")
 @click.option("--floors", "floors", type=click.Path(path_type=Path), help="A bare SRPM: check these floors.")
 @click.option("--sha256", "sha", help="A bare SRPM given by URL: its pinned sha256.")
+@click.option("--check-reproducible", is_flag=True,
+              help="Build again with another host, time zone, path and time; compare the packages (exit 1 if they differ).")
+@click.option("--no-source-date-epoch", "no_sde", is_flag=True,
+              help="rpm >= 4.14: keep the real build time and host instead of the %changelog's date.")
 @pass_ctx
 def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_dir: Path,
           skip_deps_check: bool, force: bool, jobs: int | None, as_json: bool, sets: tuple[str, ...],
-          floors: Path | None, sha: str | None) -> None:
+          floors: Path | None, sha: str | None, check_reproducible: bool, no_sde: bool) -> None:
     """Build each RECIPE (specs/<name>.yaml), or an SRPM (a path or URL, with --target), in a fresh container.
 
     Unchanged inputs reuse the stored result ("up to date"). Several recipes build in
@@ -62,12 +66,15 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
     pairs = [(recipe, load_target(target_name or recipe.target, ctx.settings.home)) for recipe in loaded]
     echo = (lambda chunk: sys.stderr.buffer.write(chunk) and sys.stderr.flush()) if ctx.verbose else None
     items = build_many(pairs, ctx.engine(), ctx.log, out_dir=out_dir, parallel=jobs or os.cpu_count() or 1,
-                       settings=ctx.settings, skip_deps_check=skip_deps_check, force=force, echo=echo)
+                       settings=ctx.settings, skip_deps_check=skip_deps_check, force=force, echo=echo,
+                       source_date_epoch=not no_sde)
     done = [item.result for item in items if item.result is not None]
+    reports = _check_reproducible(ctx, items, pairs, skip_deps_check, not no_sde, echo) if check_reproducible else {}
     if as_json:
         click.echo(json.dumps([{"recipe": str(i.recipe.path), "ok": i.result is not None,
                                 "directory": str(i.result.directory) if i.result else None,
                                 "cached": i.result.cached if i.result else None,
+                                "reproducibility": reports[i.recipe.name].record() if i.recipe.name in reports else None,
                                 "error": getattr(i.error, "message", None),
                                 "outputs": [o.__dict__ for o in i.result.outputs] if i.result else []}
                                for i in items], indent=2))
@@ -83,6 +90,30 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
         raise failed[0].error
     if failed:
         raise BuildFailed(f"{len(failed)} of {len(items)} builds failed: {', '.join(i.recipe.name for i in failed)}")
+    differ = sorted(name for name, report in reports.items() if not report.ok)
+    if differ:
+        from rebuild.errors import CheckFailed
+
+        raise CheckFailed(f"not reproducible: {', '.join(differ)} (the differences are in each manifest.json)")
+
+
+def _check_reproducible(ctx: Context, items, pairs, skip_deps_check: bool, source_date_epoch: bool, echo) -> dict:
+    """Each built recipe built a second time and compared; the verdict printed and returned by recipe name."""
+    from rebuild.evidence.reproduce import check_reproducible
+
+    targets = {recipe.name: target for recipe, target in pairs}
+    reports = {}
+    for item in items:
+        if item.result is None:
+            continue
+        report = check_reproducible(item.result, item.recipe, targets[item.recipe.name], ctx.engine(), ctx.log,
+                                    settings=ctx.settings, skip_deps_check=skip_deps_check,
+                                    source_date_epoch=source_date_epoch, echo=echo)
+        reports[item.recipe.name] = report
+        ctx.log.info(f"{item.recipe.name}: {report.verdict} ({report.packages} packages compared): {report.note}")
+        if report.rows:
+            ctx.log.info(report.table())
+    return reports
 
 
 @cli.command()

@@ -36,6 +36,7 @@ def build_many(
     skip_deps_check: bool = False,
     force: bool = False,
     echo: Callable[[bytes], None] | None = None,
+    source_date_epoch: bool = True,
 ) -> list[BatchItem]:
     """Build independent recipes, *parallel* at a time, each in its own container and work tree.
 
@@ -53,7 +54,8 @@ def build_many(
             tee = _tee(lambda chunk: board.update(recipe.name, output=chunk), tee)
         try:
             result = build(recipe, target, engine.for_log(child), child, out_dir=out_dir, settings=settings,
-                           skip_deps_check=skip_deps_check, force=force, echo=tee, on_phase=on_phase)
+                           skip_deps_check=skip_deps_check, force=force, echo=tee, on_phase=on_phase,
+                           source_date_epoch=source_date_epoch)
             if board is not None:
                 board.update(recipe.name, phase="cached" if result.cached else "done")
             return BatchItem(recipe, result, None, time.monotonic() - start)

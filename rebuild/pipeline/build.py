@@ -41,6 +41,22 @@ HOSTNAME = "rebuild.localdomain"
 
 
 @dataclass(frozen=True)
+class Variant:
+    """What a build's surroundings are: the reproducibility check's second build changes each."""
+
+    hostname: str = HOSTNAME
+    tz: str = "UTC"
+    tree: str = steps.TOPDIR
+    run_checks: bool = True
+
+
+# another host name, a clock 14 hours ahead of UTC (a POSIX TZ string needs no zoneinfo in the root),
+# another build path; the build time differs by itself
+SECOND_BUILD = Variant(hostname="second.reproducible.invalid", tz="RBT-14", tree="/rebuild/second/tree",
+                       run_checks=False)
+
+
+@dataclass(frozen=True)
 class BuildResult:
     directory: Path
     nvr: str
@@ -90,8 +106,13 @@ def build(
     force: bool = False,
     echo: Callable[[bytes], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
+    source_date_epoch: bool = True,
+    variant: Variant = Variant(),
 ) -> BuildResult:
-    """Build *recipe* on *target*; return where the verified result folder is."""
+    """Build *recipe* on *target*; return where the verified result folder is.
+
+    *source_date_epoch*: on rpm 4.14 and later, the build time comes from the spec's %changelog and file
+    times are clamped to it (steps.REPRODUCIBLE_MACROS). *variant*: the host name, time zone and build path."""
     settings = settings or Settings.from_env()
     started = time.monotonic()
     started_at = datetime.now(timezone.utc)
@@ -108,7 +129,7 @@ def build(
     # The pin's image ID keys the cache: a no-op needs neither librpm nor the engine.
     key_image = pin.image_id if pin else "unpinned"
     key, key_inputs = buildindex.build_key(recipe, target, key_image, digest, skip_deps_check=skip_deps_check,
-                                           root_lock=root_lock)
+                                           root_lock=root_lock, source_date_epoch=source_date_epoch)
     if not force:
         hit = buildindex.lookup(out_dir, key)
         if hit is not None:
@@ -125,7 +146,7 @@ def build(
         image_id = check_image(target, engine, settings.cache)
     if image_id != key_image:
         key, key_inputs = buildindex.build_key(recipe, target, image_id, digest, skip_deps_check=skip_deps_check,
-                                               root_lock=root_lock)
+                                               root_lock=root_lock, source_date_epoch=source_date_epoch)
     manifest = Manifest(
         rebuild_version=__version__,
         recipe=RecipeRef(recipe.name, str(recipe.path), sha256_file(recipe.path), implied=_implied(recipe)),
@@ -146,22 +167,24 @@ def build(
         if os.geteuid() == 0:
             os.chown(work, target.uid, target.uid)
         steps.prepare_tree(work, target)
-        mounts = [Mount(work, steps.TOPDIR), Mount(srpm, f"{steps.SRPM_DIR}/{srpm.name}", read_only=True)]
+        mounts = [Mount(work, variant.tree), Mount(srpm, f"{steps.SRPM_DIR}/{srpm.name}", read_only=True)]
         with open(build_log, "ab") as log_fh, ExitStack() as stack:
             with state.phase("container"):
-                box = stack.enter_context(engine.container(image_id, mounts=mounts, hostname=HOSTNAME))
+                box = stack.enter_context(engine.container(image_id, mounts=mounts, hostname=variant.hostname))
             step = steps.Step(recipe, target, box, work, staging, log, LogSink(log_fh, echo), state, build_log,
-                              user=f"{target.uid}:{target.uid}", env={"HOME": steps.TOPDIR, "LC_ALL": "C", "TZ": "UTC"})
-            spec_path, manifest = _prepare(step, info, manifest)
+                              user=f"{target.uid}:{target.uid}", env={"HOME": variant.tree, "LC_ALL": "C", "TZ": variant.tz},
+                              tree=variant.tree)
+            spec_path, manifest = _prepare(step, info, manifest, source_date_epoch)
             with state.phase("build-root"):
                 layer = _layer(step, manifest, engine, settings, skip_deps_check)
             check_image_id = layer.image_id
             if layer.image_id != image_id:
                 stack.close()  # the base image's container is done: the build goes on in the layer's
                 with state.phase("container"):
-                    step.box = stack.enter_context(engine.container(layer.image_id, mounts=mounts, hostname=HOSTNAME))
+                    step.box = stack.enter_context(engine.container(layer.image_id, mounts=mounts,
+                                                                    hostname=variant.hostname))
             manifest = replace(manifest, root=_root_record(image_id, layer))
-            manifest = _build(step, spec_path, manifest, failed_dir, skip_deps_check=skip_deps_check)
+            manifest, installed = _build(step, spec_path, manifest, failed_dir, skip_deps_check=skip_deps_check)
         with state.phase("collect"), log.step("collect results"):
             outputs = collect(work, staging)
             srpms = [o for o in outputs if o.source]
@@ -173,7 +196,7 @@ def build(
                 raise BuildFailed(f"rpmbuild built release {srpms[0].release}, but the edited spec says {expected}")
         manifest = replace(manifest, outputs=tuple(outputs))
         result_dir = ResultDir(staging)
-        if recipe.checks:
+        if recipe.checks and variant.run_checks:
             from rebuild.pipeline.checks import failure, run_checks
 
             with state.phase("checks"):
@@ -184,9 +207,10 @@ def build(
                 result_dir.write(replace(manifest, phases=tuple(state.phases)))
                 problem.message += f"; the RPMs and logs are in {failed_dir}"
                 raise problem
-        result_dir.write(replace(manifest, phases=tuple(state.phases),
-                                 finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                 duration_seconds=round(time.monotonic() - started, 3)))
+        manifest = replace(manifest, phases=tuple(state.phases),
+                           finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           duration_seconds=round(time.monotonic() - started, 3))
+        result_dir.write(replace(manifest, attestations=_attest(staging, recipe, manifest, installed)))
         final = out_dir / built_nvr
         staging.chmod(0o755)  # mkdtemp made it 0700
         place(staging, final)
@@ -207,7 +231,7 @@ def build(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _prepare(step: steps.Step, info: RpmInfo, manifest: Manifest) -> tuple[Path, Manifest]:
+def _prepare(step: steps.Step, info: RpmInfo, manifest: Manifest, source_date_epoch: bool) -> tuple[Path, Manifest]:
     """In the base image: preflight, SRPM install, the spec edit and the target's rpm's reading of it."""
     state, target = step.state, step.target
     if steps.is_32bit(target):
@@ -215,13 +239,14 @@ def _prepare(step: steps.Step, info: RpmInfo, manifest: Manifest) -> tuple[Path,
             steps.preflight(target, step.box, step.work, step.user)
     with state.phase("install-srpm"):
         spec_path = steps.install_srpm(step, step.recipe.source.srpm, info.nvr)
-    step.tools = steps.probe_tools(step)
+    step.tools = steps.probe_tools(step, source_date_epoch=source_date_epoch)
     with state.phase("edit-spec"):
         spec = steps.edit_spec(step, spec_path)
     with state.phase("check-spec"):
         spec = steps.check_spec(step, spec_path, info, spec, step.tools.command)
     target = replace(manifest.target, build_command_used=step.tools.command,
-                     redirected_tools=step.tools.redirected or None)
+                     redirected_tools=step.tools.redirected or None, rpm_version=step.tools.rpm_version,
+                     build_macros=step.tools.macros or None)
     return spec_path, replace(manifest, spec=spec, target=target)
 
 
@@ -244,8 +269,9 @@ def _root_record(base_image: str, layer) -> dict | None:
 
 
 def _build(step: steps.Step, spec_path: Path, manifest: Manifest, failed_dir: Path, *,
-           skip_deps_check: bool) -> Manifest:
-    """In the build root: the floors checked by its own rpm, then rpmbuild."""
+           skip_deps_check: bool) -> tuple[Manifest, dict]:
+    """In the build root: the floors checked by its own rpm, then rpmbuild; and what the root holds
+    ({"rpm": name -> [(EVR, arch)], "deb": [(name, version, arch)] on a Debian root})."""
     state = step.state
     lock = (manifest.root or {}).get("lock") or {}
     hint = ""
@@ -253,11 +279,28 @@ def _build(step: steps.Step, spec_path: Path, manifest: Manifest, failed_dir: Pa
         hint = ("; the image was made without an updates tree, and floors above a release's own versions need one:"
                 f" rebuild image {step.target.name} --updates URL_OR_DIR --force")
     with state.phase("floors"):
-        floors = steps.check_floors(step, skip=skip_deps_check, hint=hint)
+        installed = steps.inventory(step)
+        floors = steps.check_floors(step, installed, skip=skip_deps_check, hint=hint)
+    debs = steps.deb_inventory(step) if step.target.image.method == "debootstrap" else []
     manifest = replace(manifest, floors=floors)
     with state.phase("rpmbuild"):
         steps.rpmbuild(step, spec_path, step.tools, failed_dir)
-    return manifest
+    return manifest, {"rpm": installed, "deb": debs}
+
+
+def _attest(staging: Path, recipe: Recipe, manifest: Manifest, installed: dict) -> dict:
+    """sbom.spdx.json and provenance.json beside the RPMs; their digests go into the manifest."""
+    import json
+
+    from rebuild.evidence.provenance import FILE, statement
+    from rebuild.evidence.sbom import sbom, write_sbom
+    from rebuild.files import atomic_write
+
+    inventory = [(name, str(evr), arch) for name, versions in sorted(installed["rpm"].items()) for evr, arch in versions]
+    write_sbom(staging / "sbom.spdx.json", sbom(manifest, inventory, manifest.finished, installed["deb"]))
+    recipe_text = recipe.path.read_text(errors="replace")
+    atomic_write(staging / FILE, json.dumps(statement(manifest, recipe_text), indent=2) + "\n", mode=0o644)
+    return {name: sha256_file(staging / name) for name in ("sbom.spdx.json", FILE)}
 
 
 def _implied(recipe: Recipe) -> dict | None:

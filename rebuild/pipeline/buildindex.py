@@ -2,8 +2,8 @@
 
 A build's key is the sha256 of everything that decides its output: the SRPM's digest, the
 recipe's spec edits and checks, the floors manifest's content, the target definition, the
-image's identity and the lock of its solved root, rebuild's own version, and whether the
-floors check was skipped. ``<out>/.index/<key>`` names the result folder made with that key;
+image's identity and the lock of its solved root, rebuild's own version, whether the
+floors check was skipped and whether SOURCE_DATE_EPOCH was asked for. ``<out>/.index/<key>`` names the result folder made with that key;
 a hit counts only when that folder's manifest carries the same key and every file still has
 the digest the manifest records.
 """
@@ -24,7 +24,7 @@ INDEX = ".index"
 
 
 def build_key(recipe: Recipe, target: Target, image_id: str, srpm_sha256: str, *, skip_deps_check: bool,
-              root_lock: str | None = None) -> tuple[str, dict]:
+              root_lock: str | None = None, source_date_epoch: bool = True) -> tuple[str, dict]:
     """The key and the inputs it was computed from (stored in manifest.json)."""
     inputs = {
         "srpm_sha256": srpm_sha256,
@@ -37,6 +37,7 @@ def build_key(recipe: Recipe, target: Target, image_id: str, srpm_sha256: str, *
         "image_id": image_id,
         "rebuild_version": __version__,
         "skip_deps_check": skip_deps_check,
+        "source_date_epoch": source_date_epoch,
     }
     if root_lock is not None:
         inputs["root_lock_sha256"] = root_lock

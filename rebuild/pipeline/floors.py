@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # In a container stdout and stderr arrive as one stream: the query tags its own lines.
 QUERY_TAG = "rebuild-pkg"
-QUERY_FORMAT = QUERY_TAG + " %{NAME} %{EPOCH} %{VERSION} %{RELEASE}\\n"
+QUERY_FORMAT = QUERY_TAG + " %{NAME} %{EPOCH} %{VERSION} %{RELEASE} %{ARCH}\\n"
 OK, TOO_OLD, MISSING = "ok", "too old", "missing"
 _ORDER = {MISSING: 0, TOO_OLD: 1, OK: 2}
 
@@ -34,25 +34,31 @@ def load_floors(path: Path) -> list[Floor]:
 
 
 def parse_installed(text: str, source: str) -> dict[str, list[EVR]]:
-    """Parse ``NAME EPOCH VERSION RELEASE`` lines (EPOCH may be ``(none)``)."""
-    installed: dict[str, list[EVR]] = {}
+    """Parse ``NAME EPOCH VERSION RELEASE [ARCH]`` lines (EPOCH may be ``(none)``)."""
+    return {name: [evr for evr, _ in versions] for name, versions in parse_inventory(text, source).items()}
+
+
+def parse_inventory(text: str, source: str) -> dict[str, list[tuple[EVR, str]]]:
+    """Each package's versions with their arch ("" where the list has no ARCH column)."""
+    installed: dict[str, list[tuple[EVR, str]]] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         fields = line.split()
-        if len(fields) != 4:
+        if len(fields) not in (4, 5):
             raise UsageError(
                 f"{source}:{number}: expected 'NAME EPOCH VERSION RELEASE' (as rpm -qa --qf prints), got {raw.strip()[:80]!r}"
             )
-        name, epoch, version, release = fields
+        name, epoch, version, release = fields[:4]
+        arch = fields[4] if len(fields) == 5 else ""
         if epoch != "(none)" and not epoch.isdigit():
             raise UsageError(f"{source}:{number}: epoch {epoch[:20]!r} must be a number or (none)")
         try:
             evr = parse(f"{'' if epoch == '(none)' else epoch + ':'}{version}-{release}")
         except ValueError as exc:
             raise UsageError(f"{source}:{number}: bad version in {raw.strip()[:80]!r}: {exc}") from None
-        installed.setdefault(name, []).append(evr)
+        installed.setdefault(name, []).append((evr, arch))
     return installed
 
 
@@ -84,9 +90,14 @@ def installed_from_host() -> dict[str, list[EVR]]:
 
 def installed_from_container(box, wrap=lambda argv: argv, user: str | None = None) -> dict[str, list[EVR]]:
     """One ``rpm -qa --qf`` query in the running container *box*, whatever the manifest's size."""
+    return {name: [evr for evr, _ in v] for name, v in inventory_from_container(box, wrap, user).items()}
+
+
+def inventory_from_container(box, wrap=lambda argv: argv, user: str | None = None) -> dict[str, list[tuple[EVR, str]]]:
+    """Every installed package with its versions and arch: one ``rpm -qa --qf`` in the container *box*."""
     chunks: list[bytes] = []
     code = box.run(wrap(["rpm", "-qa", "--qf", QUERY_FORMAT]), user=user, output=chunks.append)
-    return _parse_query(code, b"".join(chunks))
+    return _parse_query(code, b"".join(chunks), inventory=True)
 
 
 def installed_from_image(engine, image: str, wrap=lambda argv: argv,
@@ -114,7 +125,7 @@ def load_and_query(manifest: Path, engine, image: Callable[[], str],
     return loaded[0], installed
 
 
-def _parse_query(code: int, output: bytes) -> dict[str, list[EVR]]:
+def _parse_query(code: int, output: bytes, inventory: bool = False):
     text = output.decode(errors="replace")
     tagged = "\n".join(line[len(QUERY_TAG) + 1:] for line in text.splitlines() if line.startswith(QUERY_TAG + " "))
     if code != 0:
@@ -123,7 +134,7 @@ def _parse_query(code: int, output: bytes) -> dict[str, list[EVR]]:
             f"rpm -qa failed in the image (exit {code}){': ' + first[0][:200] if first else ''};"
             " does the image have an rpm that can read its rpmdb?"
         )
-    return parse_installed(tagged, "rpm -qa output")
+    return (parse_inventory if inventory else parse_installed)(tagged, "rpm -qa output")
 
 
 def check(floors: list[Floor], installed: dict[str, list[EVR]]) -> list[FloorResult]:
@@ -159,12 +170,12 @@ def format_table(results: list[FloorResult]) -> str:
     return table(rows, [summary])
 
 
-def check_in_container(manifest: FloorsManifest, target, box, log, *, skip: bool,
+def check_in_container(manifest: FloorsManifest, installed: dict[str, list[EVR]], log, *, skip: bool,
                        hint: str = "") -> FloorsReport:
-    """The build's preflight: the report, or CheckFailed with the table (exit 1) unless every floor is met
-    or *skip*. *hint* is added to the failure (for example: how the image was made)."""
+    """The build's preflight on what its root's rpm says is *installed*: the report, or CheckFailed with the
+    table (exit 1) unless every floor is met or *skip*. *hint* is added to the failure (how the image was made)."""
     with log.step(f"check {len(manifest.floors)} dependency floors ({manifest.path.name})"):
-        results = check(list(manifest.floors), installed_from_container(box, target.wrap))
+        results = check(list(manifest.floors), installed)
     report = FloorsReport(str(manifest.path), manifest.sha256, skip, tuple(results))
     unmet = [r for r in results if r.status != OK]
     if unmet and skip:

@@ -211,6 +211,7 @@ def publish(results: list[Path], repo: Path, *, sign_key: str | None = None, gpg
                 manifest_copy.parent.mkdir(exist_ok=True)
                 # the manifest in today's schema (a superset of every earlier one)
                 manifest_copy.write_text(replace(manifest, schema_version=SCHEMA_VERSION).to_json())
+                evidence = _copy_evidence(folder, manifest, staging, source.nvr)
                 entry = {
                     "nevra": info.nevra,
                     "name": info.name,
@@ -225,6 +226,7 @@ def publish(results: list[Path], repo: Path, *, sign_key: str | None = None, gpg
                     "manifest_sha256": sha256_file(manifest_copy),
                     "published": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "signed_with": sign_key,
+                    **evidence,
                 }
                 published[info.nevra] = entry
                 added.append(entry)
@@ -242,7 +244,10 @@ def publish(results: list[Path], repo: Path, *, sign_key: str | None = None, gpg
             hostcmd.run(["createrepo_c", "--quiet", "--update", "--checksum", "sha256", "--general-compress-type", "gz",
                          str(staging)], "createrepo_c", log)
         packages = sorted(published.values(), key=lambda e: e["file"])
-        sums = "".join(f"{e['sha256']}  {e['file']}\n" for e in packages)
+        listed = [(e["sha256"], e["file"]) for e in packages]
+        for folder in ("provenance", "sbom"):  # the evidence is signed with the packages
+            listed += [(sha256_file(f), str(f.relative_to(staging))) for f in sorted((staging / folder).glob("*.json"))]
+        sums = "".join(f"{digest}  {name}\n" for digest, name in listed)
         (staging / "SHA256SUMS").write_text(sums)
         (staging / "SHA256SUMS.asc").unlink(missing_ok=True)
         if sign_key:
@@ -253,6 +258,21 @@ def publish(results: list[Path], repo: Path, *, sign_key: str | None = None, gpg
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Published(repo, tuple(added), len(packages) - len(added), tuple(packages))
+
+
+def _copy_evidence(folder: ResultDir, manifest: Manifest, staging: Path, nvr: str) -> dict:
+    """The result's provenance statement and SBOM (digests checked by ResultDir.verify) into provenance/ and
+    sbom/; the index entry's fields naming them."""
+    fields = {}
+    for name, sub, suffix in (("provenance.json", "provenance", ".intoto.json"), ("sbom.spdx.json", "sbom", ".spdx.json")):
+        if name not in (manifest.attestations or {}):
+            continue
+        dest = staging / sub / f"{nvr}{suffix}"
+        dest.parent.mkdir(exist_ok=True)
+        shutil.copyfile(folder.path / name, dest)
+        fields[sub] = str(dest.relative_to(staging))
+        fields[f"{sub}_sha256"] = sha256_file(dest)
+    return fields
 
 
 def step_summary(result: Published) -> str:

@@ -70,6 +70,10 @@ class TargetInfo:
     build_command_used: str | None = None
     #: rpm tool macros pointed at this root's tools ("%__mkdir /usr/bin/mkdir -> /bin/mkdir")
     redirected_tools: tuple[str, ...] | None = None
+    #: the target's rpm, as `rpm --version` says ("4.18.0")
+    rpm_version: str | None = None
+    #: macros defined on rpmbuild's command line for reproducible output (SOURCE_DATE_EPOCH; rpm >= 4.14)
+    build_macros: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,10 @@ class Manifest:
     root: dict | None = None
     outputs: tuple[Output, ...] = ()
     checks: tuple[CheckResult, ...] | None = None
+    #: the evidence files beside the RPMs (sbom.spdx.json, provenance.json) and their sha256
+    attestations: dict | None = None
+    #: the reproducibility check's verdict and what differed (build --check-reproducible)
+    reproducibility: dict | None = None
     phases: tuple[Phase, ...] = ()
     finished: str | None = None
     duration_seconds: float | None = None
@@ -310,6 +318,10 @@ class ResultDir:
             if path.stat().st_size != output.size or sha256_file(path) != output.sha256:
                 raise CheckFailed(f"{self.path}: {output.file} does not match the sha256 in manifest.json"
                                   " (rebuild it, or find out who changed it)")
+        for name, digest in (manifest.attestations or {}).items():
+            if not SAFE_NAME.match(str(name)) or not (self.path / name).is_file() or (self.path / name).is_symlink() \
+                    or sha256_file(self.path / name) != digest:
+                raise CheckFailed(f"{self.path}: {name} does not match the sha256 in manifest.json")
         return manifest
 
     def intact(self, key: str | None = None) -> Manifest | None:

@@ -45,10 +45,12 @@ class Step:
     user: str
     env: dict
     tools: "Tools | None" = None
+    #: where the build tree is mounted (the reproducibility check's second build moves it)
+    tree: str = TOPDIR
 
     @property
     def topdir(self) -> list[str]:
-        return ["--define", f"_topdir {TOPDIR}"]
+        return ["--define", f"_topdir {self.tree}"]
 
     def run(self, argv: list[str], **kw) -> int:
         """Run *argv* under the target's personality; its output goes to build.log."""
@@ -154,7 +156,7 @@ def query_spec(step: Step, spec_name: str, command: str) -> tuple[str, list[str]
     rpmspec where there is one. rpm 4.0.x has none, and its ``rpm -q --specfile`` yields the binary
     packages' headers (their Release, not the BuildRequires): there, a source package is made from the
     edited spec (``-bs --nodeps``) and its requires are read, as they are the spec's BuildRequires."""
-    spec = f"{TOPDIR}/SPECS/{spec_name}"
+    spec = f"{step.tree}/SPECS/{spec_name}"
     requires = "[%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\\n]"
     code, text = _quiet(step, ["rpmspec", "-q", "--srpm", "--qf", "%{RELEASE}\\n" + requires, *step.topdir, spec])
     if code == 0 and text.strip():
@@ -164,7 +166,7 @@ def query_spec(step: Step, spec_name: str, command: str) -> tuple[str, list[str]
     releases = [line.split()[1] for line in text.splitlines() if line.startswith("rebuild-release ")]
     if code != 0 or not releases:
         return None
-    query_dir = f"{TOPDIR}/.query"
+    query_dir = f"{step.tree}/.query"
     (step.work / ".query").mkdir(exist_ok=True)
     if os.geteuid() == 0:
         os.chown(step.work / ".query", step.target.uid, step.target.uid)
@@ -220,12 +222,29 @@ def check_spec(step: Step, spec_path: Path, info: RpmInfo, report: SpecReport, c
     return report
 
 
-def check_floors(step: Step, *, skip: bool, hint: str = "") -> FloorsReport | None:
+def inventory(step: Step) -> dict:
+    """What the build root's own rpm says is installed (name -> [(EVR, arch)]): one query, for the floors
+    and the SBOM."""
+    from rebuild.pipeline.floors import inventory_from_container
+
+    return inventory_from_container(step.box, step.target.wrap)
+
+
+def deb_inventory(step: Step) -> list[tuple[str, str, str]]:
+    """A Debian root's packages as dpkg lists them (name, version, arch), for the SBOM: its rpmdb is empty."""
+    code, text = _quiet(step, ["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${Architecture}\n"])
+    if code != 0:
+        return []
+    return [(n, v, a) for n, v, a in (line.split("\t") for line in text.splitlines() if line.count("\t") == 2)]
+
+
+def check_floors(step: Step, installed: dict, *, skip: bool, hint: str = "") -> FloorsReport | None:
     if step.recipe.floors is None:
         return None
     from rebuild.pipeline.floors import check_in_container
 
-    return check_in_container(step.recipe.floors, step.target, step.box, step.log, skip=skip, hint=hint)
+    versions = {name: [evr for evr, _ in v] for name, v in installed.items()}
+    return check_in_container(step.recipe.floors, versions, step.log, skip=skip, hint=hint)
 
 
 # the tools rpm's build scripts run by macro; an rpm configured on another system may name paths this root
@@ -235,6 +254,7 @@ TOOL_MACROS = ("__bzip2", "__cat", "__chgrp", "__chmod", "__chown", "__cp", "__c
                "__id", "__install", "__make", "__mkdir", "__mkdir_p", "__mv", "__patch", "__rm", "__sed", "__tar",
                "__unzip", "__ld", "__nm", "__objcopy", "__objdump", "__strip", "__perl", "__python")
 _PROBE = """
+echo "rebuild-probe rpm $(rpm --version 2>/dev/null)"
 command -v rpmbuild >/dev/null 2>&1 && echo "rebuild-probe command rpmbuild"
 for m in $TOOLS; do
   v=$(rpm --eval "%{$m}" 2>/dev/null); set -- $v
@@ -246,13 +266,30 @@ done
 """
 
 
+# rpm 4.14 and later: the build time from the spec's %changelog (SOURCE_DATE_EPOCH), file times clamped to
+# it, and one build host name, so that two builds of the same inputs make the same packages
+REPRODUCIBLE_MACROS = ("source_date_epoch_from_changelog 1", "use_source_date_epoch_as_buildtime 1",
+                       "clamp_mtime_to_source_date_epoch 1", "_buildhost rebuild.localdomain")
+
+
 @dataclass(frozen=True)
 class Tools:
     command: str                       # rpmbuild, or rpm (rpm 4.0.x without rpm-build's alias)
     redirected: tuple[str, ...] = ()   # "%__mkdir /usr/bin/mkdir -> /bin/mkdir"
+    rpm_version: str | None = None     # "4.18.0", as `rpm --version` says
+    macros: tuple[str, ...] = ()       # defined on rpmbuild's command line (REPRODUCIBLE_MACROS)
 
 
-def probe_tools(step: Step) -> Tools:
+def rpm_version_tuple(version: str | None) -> tuple[int, ...]:
+    """"4.0.4" -> (4, 0, 4); unknown -> ()."""
+    return tuple(int(part) for part in re.findall(r"\d+", version or "")[:3])
+
+
+def knows_source_date_epoch(version: str | None) -> bool:
+    return rpm_version_tuple(version) >= (4, 14)
+
+
+def probe_tools(step: Step, *, source_date_epoch: bool = True) -> Tools:
     """One exec: whether the image has rpmbuild, and which of rpm's tool macros name a path the root lacks.
     Each of those is pointed at the tool of that name the root has, in the build user's ~/.rpmmacros
     (rpm 4.0.x reads its macro files again for each build target, so a --define would be overridden),
@@ -263,6 +300,7 @@ def probe_tools(step: Step) -> Tools:
     lines = [line.split() for line in b"".join(chunks).decode(errors="replace").splitlines()
              if line.startswith("rebuild-probe ")]
     found_rpmbuild = any(parts[1:3] == ["command", "rpmbuild"] for parts in lines)
+    version = next((parts[-1] for parts in lines if parts[1] == "rpm" and len(parts) > 2), None)
     command = step.target.build_command if step.target.build_command != "auto" else \
         ("rpmbuild" if found_rpmbuild else "rpm")
     macros, redirected = [], []
@@ -278,15 +316,17 @@ def probe_tools(step: Step) -> Tools:
             os.chown(rc, step.target.uid, step.target.uid)
         step.log.info(f"    rpm's tool macros name paths this root lacks; ~/.rpmmacros points them at its own:"
                       f" {', '.join(redirected)}")
-    return Tools(command, tuple(redirected))
+    macros = REPRODUCIBLE_MACROS if source_date_epoch and knows_source_date_epoch(version) else ()
+    return Tools(command, tuple(redirected), version, macros)
 
 
 def rpmbuild(step: Step, spec_path: Path, tools: Tools, failed_dir: Path) -> None:
     nodeps = ["--nodeps"] if step.target.nodeps else []
     command = tools.command
-    argv = [command, "-ba", *nodeps, *step.topdir, f"{TOPDIR}/SPECS/{spec_path.name}"]
+    defines = [arg for macro in tools.macros for arg in ("--define", macro)]
+    argv = [command, "-ba", *nodeps, *step.topdir, *defines, f"{step.tree}/SPECS/{spec_path.name}"]
     with step.log.step(f"{command} -ba {spec_path.name}"):
-        code = step.run(argv, workdir=TOPDIR)
+        code = step.run(argv, workdir=step.tree)
         if code != 0:
             log_tail = tail(step.build_log)
             missing = re.search(r": (/\S+): not found", log_tail)

@@ -129,3 +129,22 @@ def test_a_2003_spec_built_by_rpm_404_on_i686(i686, tmp_path):
     verified = run_cli("verify", str(result), "--recipe", str(recipe), env=env)
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.split() == ["ok", "install", "ok", "runs"]
+
+    # the SBOM lists the solved root from its lock, each package with its file's sha256
+    sbom = json.loads((result / "sbom.spdx.json").read_text())
+    listed = {p["name"]: p["checksums"][0]["checksumValue"] for p in sbom["packages"] if p.get("checksums")}
+    for package in manifest["root"]["lock"]["packages"]:
+        assert listed[package["name"]] == package["sha256"]
+    assert run_cli("verify-provenance", str(repo), env=env).returncode == 0
+
+    # a second build with another host, time zone, path and time: rpm 4.0.4 cannot take the build time from
+    # SOURCE_DATE_EPOCH, so only the header's build time and host may differ, and that is said
+    again = run_cli("build", str(recipe), "--out", str(out), "--check-reproducible", env=env, timeout=900)
+    record = json.loads((result / "manifest.json").read_text())["reproducibility"]
+    if genuine_rpm():
+        assert again.returncode == 0, again.stderr
+        assert record["verdict"] == "payload-reproducible", record
+        assert {d["item"] for d in record["differences"]} <= {"buildtime", "buildhost"}
+        assert "cannot take them from SOURCE_DATE_EPOCH" in again.stderr
+    else:
+        assert record["verdict"] in ("reproducible", "differs")

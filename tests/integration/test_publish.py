@@ -81,7 +81,11 @@ def test_publish_two_then_a_third_incrementally(tmp_path, results):
     for location, pkg in first.items():
         assert second[location]["sha256"] == pkg["sha256"], "what was there is kept as it was"
     sums = dict(line.split("  ")[::-1] for line in (repo / "SHA256SUMS").read_text().splitlines())
-    assert sums == {loc: pkg["sha256"] for loc, pkg in second.items()}
+    assert {k: v for k, v in sums.items() if k.endswith(".rpm")} == {loc: pkg["sha256"] for loc, pkg in second.items()}
+    evidence = {k for k in sums if not k.endswith(".rpm")}
+    assert evidence == {f"{kind}/{nvr}.{ext}" for nvr in ("greeting-2.1-3", "cprog-0.9.6b-32.80", "mailer-8.12.8-9.73")
+                        for kind, ext in (("provenance", "intoto.json"), ("sbom", "spdx.json"))}
+    assert all(hashlib.sha256((repo / k).read_bytes()).hexdigest() == sums[k] for k in evidence)
     index = json.loads((repo / "index.json").read_text())["packages"]
     assert {e["file"] for e in index} == set(second)
     mailer = next(e for e in index if e["file"] == "x86_64/mailer-8.12.8-9.73.x86_64.rpm")
