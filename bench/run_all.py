@@ -47,6 +47,11 @@ def main() -> int:
         rows.append(("minimal downloader + sha256 vs curl", f"{floor['ratio_minimal_sha256']}", "(floor)", True))
         rows.append(("fetch peak RSS", f"{fetch['peak_rss_mib']} MiB", "< 100 MiB", fetch["peak_rss_mib"] < 100))
         rows.append(("cached re-fetch", f"{fetch['cached_s']} s", "< 0.5 s", fetch["cached_s"] < 0.5))
+    scale = run("scaleout.py")
+    if scale:
+        for image in scale["images"]:
+            rows.append((f"image step pulled/made, {image['target']}", f"{image['ratio']}", "(shown)", True))
+        rows.append(("archives vs bind mounts, demo", f"{scale['transfer']['ratio']}", "(shown)", True))
     width = max(len(r[0]) for r in rows) if rows else 10
     print(f"{'benchmark':<{width}}  {'figure':>12}  {'target':>10}  met")
     for name, figure, target, met in rows:

@@ -7,6 +7,9 @@ REBUILD_HOME                the folder holding ``containers/`` and ``specs/`` (d
 REBUILD_CACHE               the cache (default ``$XDG_CACHE_HOME/rebuild`` or ``~/.cache/rebuild``)
 REBUILD_MIRROR              ``FROM=TO`` URL prefix rewrites for downloads
 REBUILD_KEEP_CONTAINER      keep containers for debugging
+REBUILD_TRANSFER            ``auto`` (default), ``bind`` or ``archive``: how host files reach containers
+                            (``auto``: archives when DOCKER_HOST names a remote engine)
+DOCKER_HOST                 the engine, as for the docker CLI (read by the docker SDK)
 GITHUB_ACTIONS, GITLAB_CI   the CI system, for log folding
 ==========================  ===================================================================
 """
@@ -31,6 +34,7 @@ class Settings:
     mirrors: tuple[tuple[str, str], ...] = ()
     keep_containers: bool = False
     ci: str | None = None  # "github", "gitlab" or None
+    transfer: str = "auto"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -42,8 +46,11 @@ class Settings:
             base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
             cache = base / "rebuild"
         ci = "github" if env.get("GITHUB_ACTIONS") == "true" else "gitlab" if env.get("GITLAB_CI") == "true" else None
+        transfer = env.get("REBUILD_TRANSFER") or "auto"
+        if transfer not in ("auto", "bind", "archive"):
+            raise UsageError(f"REBUILD_TRANSFER={transfer!r}: expected auto, bind or archive")
         return cls(home=home, cache=cache, mirrors=parse_mirrors(env.get("REBUILD_MIRROR", ""), "REBUILD_MIRROR"),
-                   keep_containers=bool(env.get("REBUILD_KEEP_CONTAINER")), ci=ci)
+                   keep_containers=bool(env.get("REBUILD_KEEP_CONTAINER")), ci=ci, transfer=transfer)
 
 
 def parse_mirrors(spec: str, where: str = "--mirror") -> tuple[tuple[str, str], ...]:

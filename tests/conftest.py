@@ -103,7 +103,7 @@ def new_containers():
 
 @pytest.fixture(scope="session")
 def engine():
-    from rebuild.systems.engine import DockerEngine
+    from rebuild.systems.dockerengine import DockerEngine
 
     engine = DockerEngine()
     yield engine

@@ -311,7 +311,7 @@ def runtime_image(result: Path, env: dict | None = None) -> str:
     from rebuild.roots.layers import build_layer
     from rebuild.roots.lock import RootLock
     from rebuild.settings import Settings
-    from rebuild.systems.engine import DockerEngine
+    from rebuild.systems.dockerengine import DockerEngine
 
     root = json.loads((result / "manifest.json").read_text())["root"]
     settings = Settings.from_env(env)

@@ -1,7 +1,7 @@
 """The command line: parse arguments, call one library function, format the result, pick the exit code.
 
 ``main`` holds the group and catches every expected error once; the commands live by area:
-``build`` (build, fetch, patch, plan, targets, vercmp), ``roots`` (image, check-deps),
+``build`` (build, key, init, fetch, patch, plan, targets, vercmp), ``roots`` (image, check-deps),
 ``results`` (publish, verify), ``evidence`` (diff, verify-provenance), ``mail`` (audit-mc, probe-smtp),
 ``host`` (doctor, shell).
 """

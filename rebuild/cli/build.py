@@ -117,6 +117,33 @@ def _check_reproducible(ctx: Context, items, pairs, skip_deps_check: bool, sourc
 
 
 @cli.command()
+@click.argument("recipe", shell_complete=complete_recipes)
+@click.option("--target", "target_name", shell_complete=complete_targets, help="Default: the recipe's target.")
+@click.option("--skip-deps-check", is_flag=True, help="As the build will be run.")
+@click.option("--no-source-date-epoch", "no_sde", is_flag=True, help="As the build will be run.")
+@pass_ctx
+def key(ctx: Context, recipe: str, target_name: str | None, skip_deps_check: bool, no_sde: bool) -> None:
+    """Print the build key RECIPE builds under on its target's pinned image (fetching the SRPM if it is not
+    cached): a CI cache key that changes exactly when the result would."""
+    from rebuild.config.recipe import load_recipe
+    from rebuild.config.target import load_target
+    from rebuild.errors import EnvironmentProblem
+    from rebuild.files import sha256_file
+    from rebuild.pipeline.buildindex import key_for
+    from rebuild.pipeline.fetch import Cache, locate_srpm
+
+    loaded = load_recipe(Path(recipe))
+    target = load_target(target_name or loaded.target, ctx.settings.home)
+    srpm = locate_srpm(loaded, ctx.log, mirrors=ctx.settings.mirrors, cache=Cache(ctx.settings.cache))
+    pin, build_key, _ = key_for(loaded, target, ctx.settings.cache, sha256_file(srpm),
+                                skip_deps_check=skip_deps_check, source_date_epoch=not no_sde)
+    if pin is None:
+        raise EnvironmentProblem(f"target {target.name}: no image is pinned; run `rebuild image {target.name}`"
+                                 " (or --pull REF@sha256:...) first")
+    click.echo(build_key)
+
+
+@cli.command()
 @click.argument("srpm")
 @click.option("--target", "target_name", default="rh73", show_default=True, help="The target the recipe builds on.")
 @click.option("--output", type=click.Path(path_type=Path), help="Default: specs/<name>.yaml.")

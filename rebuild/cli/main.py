@@ -26,9 +26,9 @@ class Context:
         self.verbose = verbose
 
     def engine(self):
-        from rebuild.systems.engine import DockerEngine
+        from rebuild.systems.dockerengine import DockerEngine
 
-        return DockerEngine(self.log, keep_containers=self.settings.keep_containers)
+        return DockerEngine(self.log, keep_containers=self.settings.keep_containers, transfer=self.settings.transfer)
 
 
 pass_ctx = click.make_pass_decorator(Context)

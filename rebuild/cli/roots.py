@@ -21,10 +21,15 @@ from rebuild.cli.main import Context, cli, complete_targets, pass_ctx
                    " checked; --mirror/--updates then say where the locked files are.")
 @click.option("--dry-run", is_flag=True, help="Solve and print what would be installed and why; make nothing.")
 @click.option("--why", "why", metavar="NAME", help="With --dry-run: the chain of requirements that brings NAME in.")
+@click.option("--push", "push", metavar="REPOSITORY[:TAG]",
+              help="Then push the image there and pin its digest (printed as REPOSITORY@sha256:...).")
+@click.option("--pull", "pull", metavar="REPOSITORY@sha256:DIGEST",
+              help="Take the image from a registry by digest instead of making it.")
 @pass_ctx
 def image(ctx: Context, target: str, force: bool, mirror: str | None, updates: str | None, locked: str | None,
-          dry_run: bool, why: str | None) -> None:
-    """Make the image of TARGET (cached; later calls reuse it) and pin its ID."""
+          dry_run: bool, why: str | None, push: str | None, pull: str | None) -> None:
+    """Make the image of TARGET (cached; later calls reuse it) and pin its ID and content identity;
+    or pull it by digest (--pull, or image.registry in the target); --push shares it."""
     from rebuild.config.target import load_target
     from rebuild.roots.images import make_image
 
@@ -32,15 +37,28 @@ def image(ctx: Context, target: str, force: bool, mirror: str | None, updates: s
     if dry_run or why:
         _dry_run(ctx, loaded, mirror, updates, why)
         return
+    if pull:
+        from rebuild.roots.registry import pull_image
+
+        if force or mirror or updates or locked is not None or push:
+            raise click.UsageError("--pull takes the image as it is: no --force, --mirror, --updates, --locked or --push")
+        pin = pull_image(loaded, ctx.engine(), pull, ctx.log, ctx.settings.cache)
+        click.echo(f"{pin.tag} {pin.image_id}")
+        return
     lock = None
     if locked is not None:
         from rebuild.roots.lock import lock_path
         from rebuild.roots.pins import image_dir
 
         lock = Path(locked) if locked else lock_path(image_dir(loaded, ctx.settings.cache))
-    pin = make_image(loaded, ctx.engine(), ctx.log, force=force, mirror=mirror, updates=updates,
+    engine = ctx.engine()
+    pin = make_image(loaded, engine, ctx.log, force=force, mirror=mirror, updates=updates,
                      cache=ctx.settings.cache, locked=lock)
     click.echo(f"{pin.tag} {pin.image_id}")
+    if push:
+        from rebuild.roots.registry import push_image
+
+        click.echo(push_image(loaded, engine, push, ctx.log, ctx.settings.cache).registry)
 
 
 def _dry_run(ctx: Context, target, mirror: str | None, updates: str | None, why: str | None) -> None:

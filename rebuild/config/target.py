@@ -26,6 +26,9 @@ class ImageSpec:
     updates: str = ""  # rpmtree: the default updates tree
     include: tuple[str, ...] = ()
     packages: Path | None = None  # rpmtree: the package list file
+    #: REPOSITORY@sha256:... to pull the image from instead of making it (not part of the image key:
+    #: it says where the image is, not what it is made of)
+    registry: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ class Target:
         made_of = {
             # fields left empty are left out: a field a newer rebuild adds does not change existing keys
             "image": {k: str(v) if isinstance(v, Path) else v for k, v in self.image.__dict__.items()
-                      if v not in ("", (), None) or k in ("suite", "mirror", "include", "packages")},
+                      if (v not in ("", (), None) or k in ("suite", "mirror", "include", "packages"))
+                      and k != "registry"},
             "user": self.user,
             "uid": self.uid,
             "personality": self.personality,
@@ -66,7 +70,7 @@ class Target:
 
 
 _TOP = ("description", "image", "arch", "personality", "build_command", "user", "uid", "nodeps")
-_IMAGE = ("tag", "method", "suite", "mirror", "updates", "include", "packages")
+_IMAGE = ("tag", "method", "suite", "mirror", "updates", "include", "packages", "registry")
 
 
 def targets_dir(home: Path | None = None) -> Path:
@@ -112,6 +116,15 @@ def load_target(name: str, home: Path | None = None) -> Target:
     packages = None
     if img.get("packages") is not None:
         packages = path.parent / expect_str(img["packages"], path, "image.packages", img.line_of("packages"))
+    registry = ""
+    if img.get("registry") is not None:
+        from rebuild.systems.dockerimages import parse_reference
+
+        registry = expect_str(img["registry"], path, "image.registry", img.line_of("registry"))
+        try:
+            parse_reference(registry, "image.registry")
+        except UsageError as exc:
+            raise ConfigError(f"{path}:{img.line_of('registry')}: {exc.message}") from None
     personality = data.get("personality")
     if personality is not None and personality not in _PERSONALITIES:
         raise ConfigError(
@@ -137,6 +150,7 @@ def load_target(name: str, home: Path | None = None) -> Target:
             updates=str(img.get("updates") or ""),
             include=expect_str_list(img.get("include"), path, "image.include", img.line_of("include")),
             packages=packages,
+            registry=registry,
         ),
         arch=expect_str(data["arch"], path, "arch", data.line_of("arch")),
         personality=personality,

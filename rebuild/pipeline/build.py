@@ -30,8 +30,7 @@ from rebuild.log import Log
 from rebuild.pipeline import buildindex, steps
 from rebuild.pipeline.result import Inputs, Manifest, Output, RecipeRef, ResultDir, SrpmInput, TargetInfo
 from rebuild.pipeline.workdir import LogSink, StateLog, collect, keep_failed_logs, place
-from rebuild.roots.lock import lock_path, read_lock
-from rebuild.roots.pins import check_image, image_dir, read_pin
+from rebuild.roots.pins import check_image
 from rebuild.settings import Settings
 from rebuild.systems.engine import Engine, Mount
 from rebuild.systems.rpmfile import RpmInfo, read_info
@@ -123,13 +122,10 @@ def build(
 
         srpm = locate_srpm(recipe, log, mirrors=settings.mirrors, cache=Cache(settings.cache))
         digest = sha256_file(srpm)
-    pin = read_pin(target, settings.cache)
-    base_lock = read_lock(lock_path(image_dir(target, settings.cache)))
-    root_lock = base_lock.sha256 if base_lock else None
-    # The pin's image ID keys the cache: a no-op needs neither librpm nor the engine.
-    key_image = pin.image_id if pin else "unpinned"
-    key, key_inputs = buildindex.build_key(recipe, target, key_image, digest, skip_deps_check=skip_deps_check,
-                                           root_lock=root_lock, source_date_epoch=source_date_epoch)
+    # The pin's content identity keys the cache (the same on every engine holding the image): a no-op
+    # needs neither librpm nor the engine.
+    pin, key, key_inputs = buildindex.key_for(recipe, target, settings.cache, digest, skip_deps_check=skip_deps_check,
+                                              source_date_epoch=source_date_epoch)
     if not force:
         hit = buildindex.lookup(out_dir, key)
         if hit is not None:
@@ -144,9 +140,9 @@ def build(
         info = check_srpm(recipe, srpm, digest)
     with state.phase("image"):
         image_id = check_image(target, engine, settings.cache)
-    if image_id != key_image:
-        key, key_inputs = buildindex.build_key(recipe, target, image_id, digest, skip_deps_check=skip_deps_check,
-                                               root_lock=root_lock, source_date_epoch=source_date_epoch)
+    if pin is None or image_id != pin.image_id:  # made or pulled meanwhile
+        pin, key, key_inputs = buildindex.key_for(recipe, target, settings.cache, digest,
+                                                  skip_deps_check=skip_deps_check, source_date_epoch=source_date_epoch)
     manifest = Manifest(
         rebuild_version=__version__,
         recipe=RecipeRef(recipe.name, str(recipe.path), sha256_file(recipe.path), implied=_implied(recipe)),
@@ -156,7 +152,8 @@ def build(
         build_key=key,
         build_key_inputs=key_inputs,
         target=TargetInfo(target.name, target.image.tag, image_id, target.arch, target.personality,
-                          target.build_command, target.definition_sha256),
+                          target.build_command, target.definition_sha256, content_id=pin.content_id,
+                          registry=pin.registry),
     )
     staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir))
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=out_dir))

@@ -49,24 +49,67 @@ def render(entries: list[dict], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(entries, indent=2)
     if fmt == "github":
-        # one line for $GITHUB_OUTPUT: matrix=...; the workflow reads it with fromJSON
-        return "matrix=" + json.dumps({"include": entries}, separators=(",", ":"))
+        # lines for $GITHUB_OUTPUT: matrix=... (the builds) and targets=... (one image job each); the workflow
+        # reads them with fromJSON
+        targets = sorted({e["target"] for e in entries})
+        return ("matrix=" + json.dumps({"include": entries}, separators=(",", ":")) + "\n"
+                + "targets=" + json.dumps(targets, separators=(",", ":")))
     if fmt == "shell":
         return "".join(f"rebuild build {shlex.quote(e['recipe'])} --target {shlex.quote(e['target'])}\n"
                        for e in entries).rstrip("\n")
     if fmt == "gitlab":
-        import yaml
-
-        jobs = {}
-        for entry in entries:
-            jobs[f"build:{entry['name']}:{entry['target']}"] = {
-                "stage": "build",
-                "script": [
-                    "make venv",
-                    f".venv/bin/rebuild build {shlex.quote(entry['recipe'])} --target {shlex.quote(entry['target'])}"
-                    " --out results",
-                ],
-                "artifacts": {"paths": ["results/"]},
-            }
-        return yaml.safe_dump({"stages": ["build"], **jobs}, sort_keys=False)
+        return gitlab_child(entries)
     raise ValueError(fmt)
+
+
+# the child pipeline's jobs run in Debian with the tools rebuild needs; the engine is a docker:dind service,
+# which is another machine to rebuild (DOCKER_HOST=tcp://docker:2375): files travel as archives
+_GITLAB_SETUP = ("apt-get update -qq && apt-get install -y -qq python3-venv python3-rpm rpm make createrepo-c gnupg"
+                 " debootstrap >/dev/null && make venv")
+_GITLAB_SERVICES = [{"name": "docker:24-dind", "alias": "docker", "command": ["--tls=false"]}]
+_GITLAB_VARIABLES = {"DOCKER_HOST": "tcp://docker:2375", "DOCKER_TLS_CERTDIR": "",
+                     "REBUILD_CACHE": "$CI_PROJECT_DIR/.rebuild-cache"}
+
+
+def gitlab_child(entries: list[dict]) -> str:
+    """The child pipeline: one image job per target (made once, pushed to the project's registry by digest),
+    one build job per entry (pulls that digest; results cached by build key), one publish job."""
+    import yaml
+
+    q = shlex.quote
+    jobs: dict = {"variables": _GITLAB_VARIABLES,
+                  "default": {"image": "debian:12", "services": _GITLAB_SERVICES,
+                              "before_script": [_GITLAB_SETUP,
+                                                'if [ -n "$CI_REGISTRY" ]; then .venv/bin/python -c "import docker;'
+                                                ' docker.from_env().login(\'$CI_REGISTRY_USER\','
+                                                ' \'$CI_REGISTRY_PASSWORD\', registry=\'$CI_REGISTRY\')"; fi']}}
+    for target in sorted({e["target"] for e in entries}):
+        jobs[f"image:{target}"] = {
+            "stage": "image",
+            "cache": {"key": f"tree-{target}", "paths": [".rebuild-cache/srpms/", ".rebuild-cache/headers/"]},
+            "script": [f'.venv/bin/rebuild image {q(target)} ${{MIRROR:+--mirror "$MIRROR"}}'
+                       f' --push "$CI_REGISTRY_IMAGE/{target}" > image-{target}.out',
+                       f"tail -n 1 image-{target}.out > image-{target}.ref", f"cat image-{target}.ref"],
+            "artifacts": {"paths": [f"image-{target}.ref"]},
+        }
+    for entry in entries:
+        recipe, target = q(entry["recipe"]), q(entry["target"])
+        jobs[f"build:{entry['name']}:{entry['target']}"] = {
+            "stage": "build",
+            "needs": [f"image:{entry['target']}"],
+            "cache": {"key": f"results-{entry['name']}-{entry['target']}", "paths": ["results/"]},
+            "script": [
+                f'.venv/bin/rebuild image {target} --pull "$(cat image-{entry["target"]}.ref)"',
+                f'.venv/bin/rebuild build {recipe} --target {target} --out results ${{FORCE:+--force}}',
+            ],
+            "artifacts": {"paths": ["results/"]},
+        }
+    jobs["publish"] = {
+        "stage": "publish",
+        "needs": [f"build:{e['name']}:{e['target']}" for e in entries],
+        "services": [],
+        "script": ['printf \'%s\\n\' "$RPM_SIGNING_KEY" | gpg --batch --import',
+                   '.venv/bin/rebuild publish results/*/ --repo repo --sign-key "$RPM_SIGNING_KEY_ID"'],
+        "artifacts": {"paths": ["repo/"]},
+    }
+    return yaml.safe_dump({"stages": ["image", "build", "publish"], **jobs}, sort_keys=False, width=200)

@@ -70,6 +70,9 @@ class TargetInfo:
     build_command_used: str | None = None
     #: rpm tool macros pointed at this root's tools ("%__mkdir /usr/bin/mkdir -> /bin/mkdir")
     redirected_tools: tuple[str, ...] | None = None
+    #: the image's content identity (the same on every engine) and the registry reference it came from
+    content_id: str | None = None
+    registry: str | None = None
     #: the target's rpm, as `rpm --version` says ("4.18.0")
     rpm_version: str | None = None
     #: macros defined on rpmbuild's command line for reproducible output (SOURCE_DATE_EPOCH; rpm >= 4.14)

@@ -56,6 +56,15 @@ class Step:
         """Run *argv* under the target's personality; its output goes to build.log."""
         return self.box.run(self.target.wrap(argv), user=self.user, env=self.env, output=self.sink, **kw)
 
+    def copy_out(self, rel: str) -> None:
+        """The container's TREE/*rel* (the whole tree for "") into the host's work tree (a no-op when the
+        tree is bind-mounted)."""
+        self.box.copy_out(f"{self.tree}/{rel}".rstrip("/"))
+
+    def copy_in(self, rel: str) -> None:
+        """The host's work tree's *rel* into the container's TREE (a no-op when bind-mounted)."""
+        self.box.copy_in(f"{self.tree}/{rel}")
+
 
 def is_32bit(target: Target) -> bool:
     return target.personality == "linux32" or target.arch in _32BIT
@@ -76,7 +85,8 @@ def preflight(target: Target, box: Container, work: Path, user: str) -> None:
     """Clear errors, before anything is built, for what old 32-bit targets need from this machine."""
     probe = work / ".inode-probe"
     probe.write_bytes(b"")
-    for path in (work, probe):
+    # copied to a remote engine, the tree lives on that machine's filesystem, which this one cannot see
+    for path in () if box.archive else (work, probe):
         if inode(path) > 0xFFFFFFFF:
             raise BuildFailed(
                 f"{path.parent if path == probe else path}: inode numbers here exceed 2^32, and 32-bit tools built"
@@ -119,6 +129,7 @@ def install_srpm(step: Step, srpm_name: str, nvr: str) -> Path:
         if code != 0:
             raise BuildFailed(f"rpm -i of the SRPM failed (exit {code}); see {step.build_log}",
                               detail=tail(step.build_log))
+        step.copy_out("")  # the whole tree (SPECS, SOURCES; the rest is empty yet): one round trip
     specs = sorted((step.work / "SPECS").glob("*.spec"))
     if len(specs) != 1:
         raise BuildFailed(f"the SRPM holds {len(specs)} spec files, expected exactly one")
@@ -145,7 +156,11 @@ def edit_spec(step: Step, spec_path: Path) -> SpecReport:
         atomic_write(step.staging / "spec.diff", encoded(spec_path, header + result.diff(spec_path.name), spec.encoding),
                      mode=0o644)
         if result.changed:
-            atomic_write(spec_path, encoded(spec_path, result.edited, spec.encoding), mode=spec_path.stat().st_mode & 0o7777)
+            before = spec_path.stat()
+            atomic_write(spec_path, encoded(spec_path, result.edited, spec.encoding), mode=before.st_mode & 0o7777)
+            if os.geteuid() == 0:  # the build user's, as rpm -i left it (the SRPM records the owner)
+                os.chown(spec_path, before.st_uid, before.st_gid)
+            step.copy_in(f"SPECS/{spec_path.name}")
     return replace(report, changes=tuple(result.changes), notes=tuple(result.notes),
                    diff_sha256=sha256_file(step.staging / "spec.diff"))
 
@@ -170,7 +185,9 @@ def query_spec(step: Step, spec_name: str, command: str) -> tuple[str, list[str]
     (step.work / ".query").mkdir(exist_ok=True)
     if os.geteuid() == 0:
         os.chown(step.work / ".query", step.target.uid, step.target.uid)
+    step.copy_in(".query")
     code, _ = _quiet(step, [command, "-bs", "--nodeps", *step.topdir, "--define", f"_srcrpmdir {query_dir}", spec])
+    step.copy_out(".query")
     made = sorted((step.work / ".query").glob("*.src.rpm"))
     if code != 0 or len(made) != 1:
         return releases[0], None
@@ -314,6 +331,7 @@ def probe_tools(step: Step, *, source_date_epoch: bool = True) -> Tools:
         rc.write_text("# written by rebuild: rpm's tool macros pointed at this root's tools\n" + "".join(macros))
         if os.geteuid() == 0:
             os.chown(rc, step.target.uid, step.target.uid)
+        step.copy_in(".rpmmacros")
         step.log.info(f"    rpm's tool macros name paths this root lacks; ~/.rpmmacros points them at its own:"
                       f" {', '.join(redirected)}")
     macros = REPRODUCIBLE_MACROS if source_date_epoch and knows_source_date_epoch(version) else ()
@@ -328,6 +346,7 @@ def rpmbuild(step: Step, spec_path: Path, tools: Tools, failed_dir: Path) -> Non
     with step.log.step(f"{command} -ba {spec_path.name}"):
         code = step.run(argv, workdir=step.tree)
         if code != 0:
+            _keep_build_tree(step)
             log_tail = tail(step.build_log)
             missing = re.search(r": (/\S+): not found", log_tail)
             hint = (f"; the build ran {missing.group(1)}, which this root lacks (rpm 4.0.x compiles some tool paths"
@@ -337,3 +356,15 @@ def rpmbuild(step: Step, spec_path: Path, tools: Tools, failed_dir: Path) -> Non
                 f"{command} -ba {spec_path.name} failed (exit {code}){hint}; full log: {failed_dir / 'build.log'}",
                 detail=log_tail,
             )
+        step.copy_out("RPMS")
+        step.copy_out("SRPMS")
+
+
+def _keep_build_tree(step: Step) -> None:
+    """A failed build's BUILD folder, for `rebuild shell --result` (from a remote engine: best effort)."""
+    from rebuild.errors import RebuildError
+
+    try:
+        step.copy_out("BUILD")
+    except RebuildError as exc:
+        step.log.warn(f"the failed build's tree could not be copied back: {exc.message}")

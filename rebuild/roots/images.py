@@ -16,13 +16,18 @@ from rebuild.config.target import Target
 from rebuild.errors import EnvironmentProblem, UsageError
 from rebuild.files import sha256_file
 from rebuild.log import Log
-from rebuild.roots.pins import Pin, image_dir, read_pin, write_json, write_pin
+from rebuild.roots.pins import Pin, image_dir, pin_image, read_pin, write_json
 from rebuild.systems.engine import Engine
 
 
 def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False, mirror: str | None = None,
                updates: str | None = None, cache: Path | None = None, locked: Path | None = None) -> Pin:
-    """Make (or reuse) the target's image and write the pin."""
+    """Make (or reuse) the target's image and write the pin; with ``image.registry`` in the target, pull it
+    from there instead (``force`` makes it here all the same)."""
+    if target.image.registry and not force and locked is None and not mirror and not updates:
+        from rebuild.roots.registry import pull_image
+
+        return pull_image(target, engine, target.image.registry, log, cache)
     if target.image.method == "rpmtree":
         mirror, updates = tree_locations(target, mirror, updates)
         if not mirror and locked is None:
@@ -53,7 +58,7 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False,
     current = engine.image_id(target.image.tag)
     if pin and current == pin.image_id:
         log.info(f"image {target.image.tag} is up to date ({current[:19]})")
-        return pin
+        return pin if pin.content_id else pin_image(target, engine, current, pin.made_from, cache, pin.registry)[0]
     rootfs_sha = sha256_file(tarball)
     with log.step(f"import {target.image.tag}"):
         image_id = engine.import_rootfs(
@@ -65,8 +70,7 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False,
                 "org.rebuild.rootfs": rootfs_sha,
             },
         )
-    pin = Pin(target.name, target.image.tag, image_id, target.image_key, rootfs_sha)
-    path = write_pin(pin, target, cache)
+    pin, path = pin_image(target, engine, image_id, rootfs_sha, cache)
     log.info(f"image {target.image.tag} is {image_id[:19]} (pinned in {path})")
     return pin
 

@@ -77,6 +77,10 @@ def lock_path(image_dir: Path) -> Path:
     return image_dir / "root.lock.json"
 
 
+# where an image made from a tree holds its own lock
+LOCK_IN_IMAGE = "usr/share/rebuild/root.lock.json"
+
+
 def read_lock(path: Path) -> RootLock | None:
     try:
         text = path.read_text()

@@ -1,7 +1,9 @@
 """Image pins: ``<cache>/images/<target>/pin.json`` records the image a target's builds must use.
 
-A pin holds the image ID, the definition it was made from (``Target.image_key``) and what
-the root was made from (the rootfs tarball's sha256, or the resolved package list's). Builds
+A pin holds the image ID, the definition it was made from (``Target.image_key``), what
+the root was made from (the rootfs tarball's sha256, or the resolved package list's), the
+image's content identity (``dockerimages.content_id``: the same on every host that holds the
+image; build keys use it) and, once pushed or pulled, its registry reference by digest. Builds
 refuse an image that does not match its pin.
 """
 
@@ -23,6 +25,13 @@ class Pin:
     image_id: str
     image_key: str  # Target.image_key the image was made from
     made_from: str  # sha256 of the rootfs tarball, or of the resolved package list (rpmtree)
+    content_id: str | None = None  # the image's content identity, the same on every engine
+    registry: str | None = None    # REPOSITORY@sha256:... it was pushed to or pulled from
+
+    @property
+    def identity(self) -> str:
+        """What build keys name the image by: its content, else (a pin from before content identity) its ID."""
+        return self.content_id or self.image_id
 
 
 def image_dir(target: Target, cache: Path | None = None) -> Path:
@@ -41,6 +50,15 @@ def read_pin(target: Target, cache: Path | None = None) -> Pin | None:
     except (OSError, ValueError, TypeError):
         return None
     return pin if pin.image_key == target.image_key else None
+
+
+def pin_image(target: Target, engine, image_id: str, made_from: str, cache: Path | None = None,
+              registry: str | None = None) -> tuple[Pin, Path]:
+    """Pin *image_id* for *target* with its content identity; return the pin and where it is."""
+    info = engine.inspect_image(image_id)
+    pin = Pin(target.name, target.image.tag, image_id, target.image_key, made_from,
+              content_id=info.content_id if info else None, registry=registry)
+    return pin, write_pin(pin, target, cache)
 
 
 def write_pin(pin: Pin, target: Target, cache: Path | None = None) -> Path:

@@ -24,8 +24,8 @@ from rebuild.config.target import Target
 from rebuild.errors import EnvironmentProblem, UsageError
 from rebuild.log import Log
 from rebuild.roots.buildroot import SNAPSHOT, base_wants, fetch_packages, make_lock, plan_root, read_trees, save_snapshot
-from rebuild.roots.lock import LockedPackage, RootLock, lock_path, read_lock, write_lock
-from rebuild.roots.pins import Pin, image_dir, read_pin, write_json, write_pin
+from rebuild.roots.lock import LOCK_IN_IMAGE, LockedPackage, RootLock, lock_path, read_lock, write_lock
+from rebuild.roots.pins import Pin, image_dir, pin_image, read_pin, write_json
 from rebuild.roots.solver import Want
 from rebuild.roots.unpack import RootDir, unpack
 from rebuild.systems.engine import Engine, Mount
@@ -131,7 +131,7 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
     if not force and pin and pin.made_from == made_from and engine.image_id(target.image.tag) == pin.image_id:
         write_lock(lock_path(folder), lock)
         log.info(f"image {target.image.tag} is up to date ({pin.image_id[:19]})")
-        return pin
+        return pin if pin.content_id else pin_image(target, engine, pin.image_id, made_from, cache, pin.registry)[0]
     work = Path(tempfile.mkdtemp(prefix=".root-", dir=folder))
     try:
         root = work / "root"
@@ -143,6 +143,8 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
                 progress.advance(1)
             progress.close()
         _add_user(root, target)
+        with RootDir(root) as tree:  # the lock travels with the image (rebuild image --pull reads it)
+            tree.write_file(PurePosixPath(LOCK_IN_IMAGE), lock.to_json().encode(), 0o644, what="the root's lock")
         if target.personality == "linux32" and not any(
             os.path.lexists(root / p) for p in ("usr/bin/linux32", "bin/linux32", "usr/bin/setarch")
         ):
@@ -151,6 +153,7 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
         hostcmd.run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(tarball), "."], "packing the root", log)
         labels = {
             "org.rebuild.target": target.name,
+            "org.rebuild.definition": target.image_key,
             "org.rebuild.mirror": redact(mirror or ""),
             "org.rebuild.updates": redact(updates or ""),
             "org.rebuild.lock": lock.sha256,
@@ -165,8 +168,7 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_lock(lock_path(folder), lock)
-    pin = Pin(target.name, target.image.tag, image_id, target.image_key, made_from)
-    path = write_pin(pin, target, cache)
+    pin, path = pin_image(target, engine, image_id, made_from, cache)
     log.info(f"image {target.image.tag} is {image_id[:19]} (pinned in {path}; lock {lock_path(folder)})")
     return pin
 

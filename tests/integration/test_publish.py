@@ -15,7 +15,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.conftest import ROOT, copy_case, make_srpm, run_cli, write_recipe
 
@@ -179,43 +178,3 @@ def test_interrupted_publish_leaves_old_repo_intact(tmp_path, results):
     assert proc.returncode == 130, stderr
     assert snapshot(repo) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "repo", "started"]
-
-
-def test_workflow_structure_and_its_commands_run_locally(tmp_path, results, testroot):
-    workflow = yaml.safe_load((ROOT / ".github/workflows/rpms.yml").read_text())
-    jobs = workflow["jobs"]
-    assert list(jobs) == ["plan", "build", "publish"]
-    assert jobs["build"]["needs"] == "plan" and jobs["publish"]["needs"] == "build"
-    assert jobs["build"]["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
-    runs = {job: [s["run"] for s in jobs[job]["steps"] if "run" in s] for job in jobs}
-    plan_cmd = next(r for r in runs["plan"] if "rebuild plan" in r)
-    build_cmd = next(r for r in runs["build"] if "rebuild build" in r)
-    publish_cmd = next(r for r in runs["publish"] if "rebuild publish" in r)
-    assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in jobs["publish"]["steps"])
-    # run the same commands here: plan a recipe, build each entry, publish the results
-    srpm = make_srpm(copy_case("noarch", tmp_path) / "greeting.spec", tmp_path / "src")
-    recipe = write_recipe(tmp_path, srpm)
-    bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "GITHUB_OUTPUT": str(tmp_path / "gh_output"), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    shim = tmp_path / ".venv" / "bin"
-    shim.mkdir(parents=True)
-    (shim / "rebuild").write_text(f"#!/bin/sh\nexec {sys.executable} -m rebuild \"$@\"\n")
-    (shim / "rebuild").chmod(0o755)
-    plan = subprocess.run(["bash", "-c", plan_cmd.replace("--format github", f"{recipe} --format github")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert plan.returncode == 0, plan.stderr
-    matrix = json.loads((tmp_path / "gh_output").read_text().split("=", 1)[1])
-    for entry in matrix["include"]:
-        cmd = build_cmd.replace("sudo -E ", "")
-        proc = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, capture_output=True, text=True,
-                              env={**env, "RECIPE": entry["recipe"], "TARGET": entry["target"]})
-        assert proc.returncode == 0, proc.stderr
-    summary = tmp_path / "summary.md"
-    proc = subprocess.run(["bash", "-c", publish_cmd.replace(' --sign-key "$KEY_ID"', "")], cwd=tmp_path,
-                          capture_output=True, text=True, env={**env, "GITHUB_STEP_SUMMARY": str(summary)})
-    assert proc.returncode == 0, proc.stderr
-    packages = consume(tmp_path / "repo")
-    assert "noarch/greeting-2.1-3.noarch.rpm" in packages
-    table = summary.read_text()
-    assert "| `greeting-2.1-3.noarch.rpm` (new) |" in table
-    assert packages["noarch/greeting-2.1-3.noarch.rpm"]["sha256"] in table

@@ -25,6 +25,8 @@ class FakeContainer:
     ran: list[list[str]] = field(default_factory=list)
     mounts: dict[str, Path] = field(default_factory=dict)  # container path -> host path
     committed: list[str] = field(default_factory=list)
+    copied: list[tuple[str, str]] = field(default_factory=list)  # ("out" or "in", container path)
+    archive: bool = False
 
     def run(self, argv, *, user=None, workdir=None, env=None, output=None) -> int:
         self.ran.append(list(argv))
@@ -42,6 +44,12 @@ class FakeContainer:
         self.committed.append(tag)
         return "sha256:committed"
 
+    def copy_out(self, path: str) -> None:
+        self.copied.append(("out", path))  # the fake's mounts are shared folders: nothing to move
+
+    def copy_in(self, path: str) -> None:
+        self.copied.append(("in", path))
+
 
 @dataclass
 class FakeEngine:
@@ -56,12 +64,45 @@ class FakeEngine:
     missing: Exception | None = None  # raised by run_once() and container(), as when no engine answers
     live: int = 0  # containers started and not yet removed
     removed_all: int = 0
+    labels: dict[str, dict] = field(default_factory=dict)        # image ID -> labels
+    registry: dict[str, str] = field(default_factory=dict)       # REPOSITORY@DIGEST -> image ID
+    files: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (image, path) -> content
 
     def for_log(self, log) -> "FakeEngine":
         return self
 
     def image_id(self, tag: str) -> str | None:
         return self.images.get(tag)
+
+    def inspect_image(self, ref: str):
+        from rebuild.systems.dockerimages import ImageInfo
+
+        image = self.images.get(ref) or (ref if ref in self.images.values() else None)
+        image = image or self.registry.get(ref)
+        if image is None:
+            return None
+        digests = tuple(r for r, i in self.registry.items() if i == image)
+        return ImageInfo(image, f"content:{image}", dict(self.labels.get(image, {})), digests)
+
+    def push(self, image: str, repository: str, tag: str) -> str:
+        import hashlib
+
+        digest = "sha256:" + hashlib.sha256(f"{image}".encode()).hexdigest()
+        self.registry[f"{repository}@{digest}"] = image
+        return digest
+
+    def pull(self, ref):
+        from rebuild.errors import EnvironmentProblem
+
+        if ref.pinned not in self.registry:
+            raise EnvironmentProblem(f"pulling {ref.pinned}: manifest unknown")
+        return self.inspect_image(ref.pinned)
+
+    def tag(self, image: str, tag: str) -> None:
+        self.images[tag] = image
+
+    def read_file(self, image: str, path: str) -> bytes | None:
+        return self.files.get((image, path))
 
     def import_rootfs(self, tarball: Path, tag: str, labels: dict[str, str]) -> str:
         self.imported.append(tag)

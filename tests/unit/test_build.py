@@ -173,7 +173,8 @@ def test_missing_image_is_found_after_the_srpm_is_checked(setup, tmp_path):
 
 
 def test_fake_engine_implements_the_whole_interface():
-    from rebuild.systems.engine import Container, DockerContainer, DockerEngine, Engine
+    from rebuild.systems.dockerengine import DockerContainer, DockerEngine
+    from rebuild.systems.engine import Container, Engine
     from tests.unit.fake_engine import FakeContainer
 
     def verbs(cls):

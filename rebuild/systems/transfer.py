@@ -1,0 +1,127 @@
+"""Files into and out of a container through the engine API (tar archives), for engines that cannot see
+this host's folders (``DOCKER_HOST=tcp://`` or ``ssh://``): what a bind mount shares, copied instead.
+
+``archive_of`` packs a host file or folder under the path it has in the container, owned by the mount's
+owner; ``extract`` unpacks what the engine sends back into the host folder with tarfile's ``data`` filter
+(no absolute names, no ``..``, no link leaving the folder, no device files): a container's output is
+not trusted.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Iterable
+
+from rebuild.errors import BuildFailed
+from rebuild.log import Log
+from rebuild.systems.engine import Mount
+
+# past this size an archive is spooled to a temporary file rather than held in memory
+_SPOOL = 64 << 20
+
+
+def archive_of(mounts: list[tuple[Mount, int, int]]):
+    """One tar archive (a file object at offset 0) of each mount's source, named by its target without the
+    leading slash (the engine makes the folders above it), every entry owned by the uid:gid given with it."""
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)
+    with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for mount, uid, gid in mounts:
+            for path, arcname in _walk(mount.source, PurePosixPath(mount.target).relative_to("/")):
+                info = tar.gettarinfo(str(path), arcname=str(arcname))
+                info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
+                if mount.read_only:
+                    info.mode &= ~0o222
+                if info.isreg():
+                    with open(path, "rb") as fh:
+                        tar.addfile(info, fh)
+                elif info.isdir() or info.issym():
+                    tar.addfile(info)
+    spool.seek(0)
+    return spool
+
+
+def _walk(source: Path, name: PurePosixPath) -> Iterable[tuple[Path, PurePosixPath]]:
+    yield source, name
+    if source.is_dir() and not source.is_symlink():
+        for root, dirs, files in os.walk(source):
+            rel = PurePosixPath(Path(root).relative_to(source).as_posix())
+            for entry in sorted(dirs) + sorted(files):
+                yield Path(root) / entry, name / rel / entry
+
+
+def extract(chunks: Iterable[bytes], dest_parent: Path, expected_top: str, host_name: str | None = None) -> None:
+    """Unpack the engine's archive of one path (its top entry is *expected_top*) into *dest_parent*, under
+    *host_name* when the host's folder is named otherwise (the work tree mounted as /build)."""
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL)
+    for chunk in chunks:
+        spool.write(chunk)
+    spool.seek(0)
+    try:
+        with tarfile.open(fileobj=spool, mode="r:") as tar:
+            members = tar.getmembers()
+            for member in members:
+                top, _, rest = member.name.partition("/")
+                if top != expected_top:
+                    raise BuildFailed(f"the engine sent {member.name!r} for {expected_top}; refusing the copy")
+                if host_name is not None:
+                    member.name = f"{host_name}/{rest}" if rest else host_name
+            _clear_types(dest_parent, members)
+            tar.extractall(dest_parent, members=members, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise BuildFailed(f"copying {expected_top} out of the container failed: {exc}") from None
+    finally:
+        spool.close()
+
+
+def _clear_types(dest_parent: Path, members: list[tarfile.TarInfo]) -> None:
+    """A host entry whose type differs from the archive's (a folder where a file comes) is removed first,
+    the way a bind mount would simply show the container's."""
+    for member in members:
+        path = dest_parent / member.name
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        host_dir = stat.S_ISDIR(st.st_mode)
+        if host_dir != member.isdir() or stat.S_ISLNK(st.st_mode):
+            if host_dir:
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def tar_bytes(entries: dict[str, bytes], mode: int = 0o644) -> bytes:
+    """A small archive of named files (the hosts file)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def copy_mounts(api, container_id: str, mounts: list[Mount], log: Log, owner: Path | None = None) -> None:
+    """The mounts' host files and folders copied into the container at their targets in one archive, owned
+    as *owner* (default: each source) is on the host."""
+    import docker.errors
+
+    if not mounts:
+        return
+    owned = []
+    for mount in mounts:
+        st = (owner or mount.source).stat()
+        owned.append((mount, st.st_uid, st.st_gid))
+        log.command(["docker", "cp", str(mount.source), f"{container_id[:12]}:{mount.target}"], "engine")
+    with archive_of(owned) as archive:
+        try:
+            api.put_archive(container_id, "/", archive)
+        except docker.errors.APIError as exc:
+            raise BuildFailed(f"cannot copy {', '.join(str(m.source) for m in mounts)} into the container:"
+                              f" {exc.explanation or exc}") from None
