@@ -19,7 +19,9 @@ all: rpms
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	# compat: the checkout on sys.path through a plain .pth line; the default editable finder costs
+	# every rebuild command ~12 ms of start-up (a no-op build is ~60 ms in all)
+	$(VENV)/bin/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
 # An editable install is not byte-compiled as a wheel install is: compile it here (only changed

@@ -1,13 +1,15 @@
-"""`rebuild check-deps` on a 1,000-floor manifest against an image holding 1,000 packages,
-against a loop of one `rpm -q` per package in the same container.
+"""`rebuild check-deps` on a 1,000-floor manifest against an image holding 1,000 packages, against a loop of
+one `rpm -q` per package in the same container: with the image's installed list cached (the usual case: an
+image never changes) and uncached (an empty cache each run: one container's `rpm -qa`).
 
-Targets: under 3 s, and at least 20x faster than the loop.
+Targets: cached <= 0.1 s and >= 80x the loop; uncached <= 0.35 s.
 
     .venv/bin/python bench/check_deps.py
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 from tests.rpmdb_image import build_packages, image_with_packages  # noqa: E402
 
 COUNT = 1000
+REBUILD_SCRIPT = [str(ROOT / ".venv" / "bin" / "rebuild")] if (ROOT / ".venv/bin/rebuild").exists() else REBUILD
 
 
 def main() -> dict:
@@ -32,17 +35,24 @@ def main() -> dict:
         manifest = tmp / "floors.yaml"
         manifest.write_text("floors:\n" + "".join(f'  {n}: "1.{i % 7}-{i % 5}.el"\n' for i, (n, *_rest) in enumerate(packages)))
         names = " ".join(n for n, *_ in packages)
-        rebuild_times, loops, ratios = [], [], []
+        rebuild_times, uncached, loops, ratios = [], [], [], []
+        command = [*REBUILD_SCRIPT, "-q", "check-deps", "--manifest", str(manifest), "--image", image]
+        env = {**os.environ, "REBUILD_CACHE": str(tmp / "cache")}
+        subprocess.run(command, capture_output=True, env=env)  # fills the cache
         # rounds of rebuild runs and one loop each, the ratio taken per round: a slow spell of the
         # machine hits both sides of a ratio.
         # The loop's container lives only for its loop: a running container slows every other
         # container start on this engine by about 60 ms.
-        for _ in range(args.rounds):
-            for _ in range(args.runs):
+        for round_ in range(args.rounds):
+            for run in range(args.runs):
                 start = time.perf_counter()
-                proc = subprocess.run([*REBUILD, "-q", "check-deps", "--manifest", str(manifest), "--image", image],
-                                      capture_output=True, text=True)
+                proc = subprocess.run(command, capture_output=True, text=True, env=env)
                 rebuild_times.append(time.perf_counter() - start)
+                assert proc.returncode == 0, proc.stderr + proc.stdout[-500:]
+                fresh = {**os.environ, "REBUILD_CACHE": str(tmp / f"fresh-{round_}-{run}")}
+                start = time.perf_counter()
+                proc = subprocess.run(command, capture_output=True, text=True, env=fresh)
+                uncached.append(time.perf_counter() - start)
                 assert proc.returncode == 0, proc.stderr + proc.stdout[-500:]
             container = subprocess.run(["docker", "run", "-d", "--network", "none", image, "sleep", "600"],
                                        capture_output=True, text=True, check=True).stdout.strip()
@@ -58,12 +68,14 @@ def main() -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
         subprocess.run(["docker", "rmi", "rebuild-bench/rpmdb1000:1"], capture_output=True)
         subprocess.run(["docker", "image", "prune", "-f", "--filter", "label=org.rebuild.test=1"], capture_output=True)
-    row = {"floors": COUNT, "rebuild_s": round(median(rebuild_times), 3), "rpm_q_loop_s": round(median(loops), 3),
+    row = {"floors": COUNT, "cores": os.cpu_count(), "rebuild_s": round(median(rebuild_times), 3),
+           "uncached_s": round(median(uncached), 3), "rpm_q_loop_s": round(median(loops), 3),
            "speedup": round(median(ratios), 1), "speedup_per_round": [round(r, 1) for r in ratios]}
-    report(row, args, f"check-deps, {COUNT} floors vs {COUNT} installed packages",
-           f"  rebuild check-deps --image (whole process, median of {len(rebuild_times)}): {row['rebuild_s']} s",
+    report(row, args, f"check-deps, {COUNT} floors vs {COUNT} installed packages ({row['cores']} cores)",
+           f"  cached list (whole process, median of {len(rebuild_times)}): {row['rebuild_s']} s   (target <= 0.1 s)",
+           f"  uncached, one rpm -qa container (median of {len(uncached)}): {row['uncached_s']} s   (target <= 0.35 s)",
            f"  one rpm -q per package in one container (median of {len(loops)}): {row['rpm_q_loop_s']} s",
-           f"  speedup: {row['speedup']}x, median of the rounds' {row['speedup_per_round']}   (targets: < 3 s, >= 20x)")
+           f"  speedup, cached: {row['speedup']}x, median of the rounds' {row['speedup_per_round']}   (target >= 80x)")
     return row
 
 

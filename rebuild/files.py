@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import stat
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
@@ -54,6 +52,8 @@ def atomic_output(path: Path, *, mode: int | None = None, binary: bool = True,
     """Write *path* through a fresh temporary file beside it, renamed into place when the block ends
     without an error (removed otherwise). *mode* defaults to 0666 less the umask."""
     path = Path(path)
+    import tempfile  # here: the no-op fast path reads digests and never writes
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding=encoding, newline="")) as fh:
@@ -77,6 +77,8 @@ def atomic_write(path: Path, data: bytes | str, *, mode: int | None = None, enco
 def atomic_copy(src: Path, dest: Path, *, mode: int | None = None) -> None:
     """Copy the regular file *src* to *dest* atomically."""
     with open(src, "rb") as fh, atomic_output(dest, mode=mode) as out:
+        import shutil
+
         shutil.copyfileobj(fh, out, CHUNK)
 
 

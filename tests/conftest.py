@@ -69,11 +69,11 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subpro
 
 
 @contextmanager
-def cli_process(*args: str) -> Iterator[subprocess.Popen]:
+def cli_process(*args: str, env: dict | None = None) -> Iterator[subprocess.Popen]:
     """``python -m rebuild ARGS`` running (stdout and stderr piped, as text), for tests that
     signal it; killed on the way out if it still runs, so a failed assertion leaves no build behind."""
     proc = subprocess.Popen([sys.executable, "-m", "rebuild", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     try:
         yield proc
     finally:

@@ -94,6 +94,7 @@ def _dry_run(ctx: Context, target, mirror: str | None, updates: str | None, why:
 def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name: str | None, host: bool,
                installed: Path | None, as_json: bool) -> None:
     """Check dependency floors; exit 0 all met, 1 some missing or too old."""
+    from rebuild.errors import RebuildError
     from rebuild.pipeline import floors as deps
 
     chosen = [flag for flag, value in (("--image", image), ("--target", target_name), ("--host", host),
@@ -105,16 +106,22 @@ def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name
     elif host:
         floors, versions = deps.load_floors(manifest_path), deps.installed_from_host()
     else:
-        engine = ctx.engine()
+        # an image never changes: its installed list is read once per content identity and cached
         if target_name:
             from rebuild.config.target import load_target
-            from rebuild.roots.pins import check_image
+            from rebuild.roots.pins import pinned
 
             target = load_target(target_name, ctx.settings.home)
-            floors, versions = deps.load_and_query(manifest_path, engine,
-                                                   lambda: check_image(target, engine, ctx.settings.cache), target.wrap)
+            try:
+                pin = pinned(target, ctx.settings.cache)
+            except RebuildError:
+                deps.load_floors(manifest_path)  # the user's manifest's own error comes first
+                raise
+            versions = deps.installed_in_image(target.image.tag, ctx.engine, ctx.settings.cache, target.wrap,
+                                               expected_id=pin.image_id, manifest=manifest_path)
         else:
-            floors, versions = deps.load_and_query(manifest_path, engine, lambda: image)
+            versions = deps.installed_in_image(image, ctx.engine, ctx.settings.cache, manifest=manifest_path)
+        floors = deps.load_floors(manifest_path)
     results = deps.check(floors, versions)
     click.echo(deps.results_json(results) if as_json else deps.format_table(results))
     if any(r.status != deps.OK for r in results):

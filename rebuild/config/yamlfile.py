@@ -7,11 +7,9 @@ is a different RPM version), so callers convert numbers explicitly.
 
 from __future__ import annotations
 
-import difflib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
-
-import yaml
 
 from rebuild.errors import ConfigError, UsageError
 
@@ -34,19 +32,26 @@ class Sequence(list):
     item_lines: list
 
 
-# libyaml's parser when present (a 1,000-floor manifest loads several times faster)
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    pass
+@lru_cache(maxsize=None)
+def _loader_class():
+    """The loader, made on first use: reading a file's bytes (a plain floors manifest) needs no YAML."""
+    import yaml
+
+    # libyaml's parser when present (a 1,000-floor manifest loads several times faster)
+    class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        pass
+
+    # Keep numbers as text: versions and macro bodies are strings to rpm.
+    _Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
+    return _Loader
 
 
-# Keep numbers as text: versions and macro bodies are strings to rpm.
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
+def _mapping(loader, node) -> Mapping:
     loader.flatten_mapping(node)
     result = Mapping()
     result.line = node.start_mark.line + 1
@@ -65,15 +70,11 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
     return result
 
 
-def _sequence(loader: _Loader, node: yaml.SequenceNode) -> Sequence:
+def _sequence(loader, node) -> Sequence:
     result = Sequence(loader.construct_object(child, deep=True) for child in node.value)
     result.line = node.start_mark.line + 1
     result.item_lines = [child.start_mark.line + 1 for child in node.value]
     return result
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
 
 
 def load_yaml(path: Path, what: str = "YAML file") -> Any:
@@ -96,7 +97,9 @@ def parse_yaml(raw: bytes, path: Path, what: str = "YAML file") -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); is this the right file?") from None
-    loader = _Loader(text)
+    import yaml
+
+    loader = _loader_class()(text)
     loader.name = str(path)  # type: ignore[attr-defined]
     try:
         return loader.get_single_data()
@@ -113,7 +116,9 @@ def parse_yaml(raw: bytes, path: Path, what: str = "YAML file") -> Any:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    from difflib import get_close_matches
+
+    close = get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

@@ -20,7 +20,7 @@ from rebuild.evidence import rpmdiff
 from rebuild.log import Log, format_table
 from rebuild.pipeline.build import SECOND_BUILD, BuildResult, build
 from rebuild.pipeline.result import ResultDir
-from rebuild.pipeline.steps import knows_source_date_epoch
+from rebuild.pipeline.tools import knows_source_date_epoch
 
 
 @dataclass(frozen=True)

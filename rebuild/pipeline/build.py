@@ -107,11 +107,13 @@ def build(
     on_phase: Callable[[str], None] | None = None,
     source_date_epoch: bool = True,
     variant: Variant = Variant(),
+    quick: dict | None = None,
 ) -> BuildResult:
     """Build *recipe* on *target*; return where the verified result folder is.
 
     *source_date_epoch*: on rpm 4.14 and later, the build time comes from the spec's %changelog and file
-    times are clamped to it (steps.REPRODUCIBLE_MACROS). *variant*: the host name, time zone and build path."""
+    times are clamped to it (tools.REPRODUCIBLE_MACROS). *variant*: the host name, time zone and build path.
+    *quick*: the command line's options, to record the no-op fast path's entry under (``quickindex``)."""
     settings = settings or Settings.from_env()
     started = time.monotonic()
     started_at = datetime.now(timezone.utc)
@@ -130,6 +132,7 @@ def build(
         hit = buildindex.lookup(out_dir, key)
         if hit is not None:
             directory, stored = hit
+            _record_quick(quick, out_dir, recipe, target, settings, srpm, key, directory)
             log.info(f"up to date: {directory} (build key {key[:12]}; --force rebuilds)")
             return BuildResult(directory, directory.name, stored.outputs, time.monotonic() - started, cached=True)
     if not recipe.spec.empty:
@@ -171,7 +174,7 @@ def build(
             step = steps.Step(recipe, target, box, work, staging, log, LogSink(log_fh, echo), state, build_log,
                               user=f"{target.uid}:{target.uid}", env={"HOME": variant.tree, "LC_ALL": "C", "TZ": variant.tz},
                               tree=variant.tree)
-            spec_path, manifest = _prepare(step, info, manifest, source_date_epoch)
+            spec_path, manifest = _prepare(step, info, manifest, source_date_epoch, settings.cache)
             with state.phase("build-root"):
                 layer = _layer(step, manifest, engine, settings, skip_deps_check)
             check_image_id = layer.image_id
@@ -181,7 +184,12 @@ def build(
                     step.box = stack.enter_context(engine.container(layer.image_id, mounts=mounts,
                                                                     hostname=variant.hostname))
             manifest = replace(manifest, root=_root_record(image_id, layer))
-            manifest, installed = _build(step, spec_path, manifest, failed_dir, skip_deps_check=skip_deps_check)
+            identity = manifest.target.content_id  # what the build root is, to find its package list once known
+            if layer.image_id != image_id:
+                info = engine.inspect_image(layer.image_id)
+                identity = info.content_id if info else None
+            manifest, installed = _build(step, spec_path, manifest, failed_dir, skip_deps_check=skip_deps_check,
+                                         identity=identity, cache=settings.cache)
         with state.phase("collect"), log.step("collect results"):
             outputs = collect(work, staging)
             srpms = [o for o in outputs if o.source]
@@ -212,6 +220,7 @@ def build(
         staging.chmod(0o755)  # mkdtemp made it 0700
         place(staging, final)
         buildindex.record(out_dir, key, final)
+        _record_quick(quick, out_dir, recipe, target, settings, srpm, key, final)
         log.info(f"results in {final}")
         return BuildResult(final, built_nvr, tuple(outputs), time.monotonic() - started)
     except BaseException as exc:
@@ -228,15 +237,26 @@ def build(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _prepare(step: steps.Step, info: RpmInfo, manifest: Manifest, source_date_epoch: bool) -> tuple[Path, Manifest]:
+def _record_quick(quick: dict | None, out_dir: Path, recipe: Recipe, target: Target, settings: Settings,
+                  srpm: Path, key: str, directory: Path) -> None:
+    if quick is not None:
+        from rebuild.pipeline import quickindex
+
+        deps = quickindex.dependencies(recipe, target, settings.cache, srpm)
+        quickindex.record(out_dir, recipe.path, quick, deps, key, directory)
+
+
+def _prepare(step: steps.Step, info: RpmInfo, manifest: Manifest, source_date_epoch: bool,
+             cache: Path) -> tuple[Path, Manifest]:
     """In the base image: preflight, SRPM install, the spec edit and the target's rpm's reading of it."""
     state, target = step.state, step.target
     if steps.is_32bit(target):
         with state.phase("preflight"), step.log.step("preflight for a 32-bit target"):
             steps.preflight(target, step.box, step.work, step.user)
     with state.phase("install-srpm"):
-        spec_path = steps.install_srpm(step, step.recipe.source.srpm, info.nvr)
-    step.tools = steps.probe_tools(step, source_date_epoch=source_date_epoch)
+        spec_path, step.tools = steps.install_srpm(
+            step, step.recipe.source.srpm, info.nvr, source_date_epoch=source_date_epoch,
+            probe_cache=steps.probe_cache_path(cache, manifest.target.content_id))
     with state.phase("edit-spec"):
         spec = steps.edit_spec(step, spec_path)
     with state.phase("check-spec"):
@@ -266,7 +286,7 @@ def _root_record(base_image: str, layer) -> dict | None:
 
 
 def _build(step: steps.Step, spec_path: Path, manifest: Manifest, failed_dir: Path, *,
-           skip_deps_check: bool) -> tuple[Manifest, dict]:
+           skip_deps_check: bool, identity: str | None = None, cache: Path | None = None) -> tuple[Manifest, dict]:
     """In the build root: the floors checked by its own rpm, then rpmbuild; and what the root holds
     ({"rpm": name -> [(EVR, arch)], "deb": [(name, version, arch)] on a Debian root})."""
     state = step.state
@@ -276,9 +296,8 @@ def _build(step: steps.Step, spec_path: Path, manifest: Manifest, failed_dir: Pa
         hint = ("; the image was made without an updates tree, and floors above a release's own versions need one:"
                 f" rebuild image {step.target.name} --updates URL_OR_DIR --force")
     with state.phase("floors"):
-        installed = steps.inventory(step)
+        installed, debs = steps.inventory(step, identity, cache)
         floors = steps.check_floors(step, installed, skip=skip_deps_check, hint=hint)
-    debs = steps.deb_inventory(step) if step.target.image.method == "debootstrap" else []
     manifest = replace(manifest, floors=floors)
     with state.phase("rpmbuild"):
         steps.rpmbuild(step, spec_path, step.tools, failed_dir)

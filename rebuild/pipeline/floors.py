@@ -9,11 +9,11 @@ prints.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from rebuild.errors import CheckFailed, EnvironmentProblem, RebuildError, UsageError
-from rebuild.pipeline.result import FloorResult, FloorsReport
 from rebuild.systems.evr import EVR, compare_evr, parse
 
 if TYPE_CHECKING:
@@ -23,11 +23,27 @@ if TYPE_CHECKING:
 QUERY_TAG = "rebuild-pkg"
 QUERY_FORMAT = QUERY_TAG + " %{NAME} %{EPOCH} %{VERSION} %{RELEASE} %{ARCH}\\n"
 OK, TOO_OLD, MISSING = "ok", "too old", "missing"
+
+
+@dataclass(frozen=True)
+class FloorResult:
+    name: str
+    required: str
+    installed: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class FloorsReport:
+    manifest: str
+    sha256: str
+    skipped: bool
+    results: tuple[FloorResult, ...]
 _ORDER = {MISSING: 0, TOO_OLD: 1, OK: 2}
 
 
 def load_floors(path: Path) -> list[Floor]:
-    # imported here: with --image, YAML loads while the query container starts (load_and_query)
+    # imported here: a cached check-deps inspects the image before YAML loads
     from rebuild.config.floors import load_floors as load
 
     return load(path)
@@ -100,31 +116,6 @@ def inventory_from_container(box, wrap=lambda argv: argv, user: str | None = Non
     return _parse_query(code, b"".join(chunks), inventory=True)
 
 
-def installed_from_image(engine, image: str, wrap=lambda argv: argv,
-                         meanwhile: Callable[[], None] | None = None) -> dict[str, list[EVR]]:
-    """One ``rpm -qa --qf`` query as the only process of a fresh container of *image*
-    (*meanwhile* runs while the engine starts it)."""
-    code, output = engine.run_once(image, wrap(["rpm", "-qa", "--qf", QUERY_FORMAT]), meanwhile=meanwhile)
-    return _parse_query(code, output)
-
-
-def load_and_query(manifest: Path, engine, image: Callable[[], str],
-                   wrap=lambda argv: argv) -> tuple[list[Floor], dict[str, list[EVR]]]:
-    """The floors of *manifest* and the installed versions of the image *image()* names.
-
-    The manifest loads while the engine starts the query container. A bad manifest still wins
-    over a missing engine or image (the user's input comes first); the container is removed
-    before this returns or raises."""
-    loaded: list[list[Floor]] = []
-    try:
-        installed = installed_from_image(engine, image(), wrap, meanwhile=lambda: loaded.append(load_floors(manifest)))
-    except RebuildError:
-        if not loaded:
-            load_floors(manifest)  # raises the manifest's own error, if it has one
-        raise
-    return loaded[0], installed
-
-
 def _parse_query(code: int, output: bytes, inventory: bool = False):
     text = output.decode(errors="replace")
     tagged = "\n".join(line[len(QUERY_TAG) + 1:] for line in text.splitlines() if line.startswith(QUERY_TAG + " "))
@@ -135,6 +126,55 @@ def _parse_query(code: int, output: bytes, inventory: bool = False):
             " does the image have an rpm that can read its rpmdb?"
         )
     return (parse_inventory if inventory else parse_installed)(tagged, "rpm -qa output")
+
+
+def installed_in_image(ref: str, engine_factory: Callable[[], object], cache: Path, wrap=lambda argv: argv,
+                       expected_id: str | None = None, manifest: Path | None = None,
+                       inspect: Callable[[str], tuple[str, str] | None] | None = None) -> dict[str, list[EVR]]:
+    """What *ref*'s rpmdb lists, from ``<cache>/installed/<content identity>`` when this image's list was
+    read before (an image never changes, so neither does its list; a re-made image has another identity);
+    else one ``rpm -qa`` in a fresh container, stored for next time. *inspect* gives the image's (ID,
+    content identity), by default over the engine's socket without the docker SDK (``dockerapi``).
+    *expected_id*: the pinned ID the image must have (check-deps --target). A bad *manifest* wins over a
+    missing image or engine."""
+    try:
+        found = (inspect or (lambda r: _identity(r, engine_factory)))(ref)
+        if found is None:
+            raise EnvironmentProblem(f"image {ref} is not in the engine (`docker images` lists what is);"
+                                     " for a target run `rebuild image TARGET`")
+    except RebuildError:
+        if manifest is not None:
+            load_floors(manifest)  # raises the manifest's own error, if it has one
+        raise
+    image_id, identity = found
+    if expected_id is not None and image_id != expected_id:
+        raise EnvironmentProblem(f"{ref} is {image_id[:19]}, not the pinned {expected_id[:19]}; run"
+                                 " `rebuild image TARGET`")
+    stored = cache / "installed" / identity.split(":")[-1]
+    try:
+        return _parse_query(0, stored.read_bytes())
+    except FileNotFoundError:
+        pass
+    code, output = engine_factory().run_once(ref, wrap(["rpm", "-qa", "--qf", QUERY_FORMAT]))
+    installed = _parse_query(code, output)
+    from rebuild.files import atomic_write
+
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(stored, output, mode=0o644)
+    return installed
+
+
+def _identity(ref: str, engine_factory) -> tuple[str, str] | None:
+    """(image ID, content identity) of *ref*: over the socket when it can, else through the SDK."""
+    from rebuild.systems import dockerapi
+    from rebuild.systems.dockerimages import content_id
+
+    try:
+        attrs = dockerapi.inspect_image(ref)
+        return None if attrs is None else (attrs["Id"], content_id(attrs))
+    except dockerapi.Unavailable:
+        info = engine_factory().inspect_image(ref)
+        return None if info is None else (info.id, info.content_id)
 
 
 def check(floors: list[Floor], installed: dict[str, list[EVR]]) -> list[FloorResult]:

@@ -12,15 +12,15 @@ existed (version 1) read as they are.
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rebuild.errors import CheckFailed, UsageError
-from rebuild.files import SAFE_NAME, atomic_write, sha256_file
+from rebuild.files import SAFE_NAME, atomic_write
+from rebuild.pipeline.floors import FloorResult, FloorsReport  # made where they are produced
+from rebuild.pipeline.resultcheck import attestation_problems, location_problem, output_problem, shape_ok
 
 SCHEMA_VERSION = 2
 MANIFEST = "manifest.json"
@@ -90,22 +90,6 @@ class SpecReport:
     release_after: str | None = None
     release_check: str | None = None
     buildrequires_after: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class FloorResult:
-    name: str
-    required: str
-    installed: str | None
-    status: str
-
-
-@dataclass(frozen=True)
-class FloorsReport:
-    manifest: str
-    sha256: str
-    skipped: bool
-    results: tuple[FloorResult, ...]
 
 
 @dataclass(frozen=True)
@@ -250,8 +234,7 @@ def _value(annotation: str, value: Any, where: str) -> Any:
 
 def _check_output(output: Output, where: str) -> None:
     parts = output.file.split("/")
-    shape_ok = (len(parts) == 3 and parts[0] == "RPMS") or (len(parts) == 2 and parts[0] == "SRPMS")
-    if not shape_ok or not all(SAFE_NAME.match(p) for p in parts[1:]) or not parts[-1].endswith(".rpm"):
+    if not shape_ok(output.file):
         raise BadManifest(f"{where}: file {output.file!r} is not RPMS/<arch>/<name>.rpm or SRPMS/<name>.rpm")
     if output.source != (parts[0] == "SRPMS"):
         raise BadManifest(f"{where}: {output.file!r} and source={output.source} disagree")
@@ -297,19 +280,10 @@ class ResultDir:
 
     def output_path(self, output: Output) -> Path:
         """The output's file: a regular file (not a link) inside the folder, or CheckFailed."""
-        path = self.path / output.file
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            raise CheckFailed(f"{self.path}: {output.file} is listed in manifest.json but missing") from None
-        real_parent = Path(os.path.realpath(path.parent))
-        try:
-            real_parent.relative_to(os.path.realpath(self.path))
-        except ValueError:
-            raise CheckFailed(f"{self.path}: {output.file} lies outside the result folder (a symlinked folder)") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise CheckFailed(f"{self.path}: {output.file} is not a regular file (a symlink or device?); refusing it")
-        return path
+        problem = location_problem(self.path, output.file)
+        if problem:
+            raise CheckFailed(f"{self.path}: {problem}")
+        return self.path / output.file
 
     def verify(self) -> Manifest:
         """The manifest, once every output is a regular file in the folder with its recorded size and sha256."""
@@ -317,14 +291,11 @@ class ResultDir:
         if not manifest.outputs:
             raise BadManifest(f"{self.path / MANIFEST}: lists no outputs")
         for output in manifest.outputs:
-            path = self.output_path(output)
-            if path.stat().st_size != output.size or sha256_file(path) != output.sha256:
-                raise CheckFailed(f"{self.path}: {output.file} does not match the sha256 in manifest.json"
-                                  " (rebuild it, or find out who changed it)")
-        for name, digest in (manifest.attestations or {}).items():
-            if not SAFE_NAME.match(str(name)) or not (self.path / name).is_file() or (self.path / name).is_symlink() \
-                    or sha256_file(self.path / name) != digest:
-                raise CheckFailed(f"{self.path}: {name} does not match the sha256 in manifest.json")
+            problem = output_problem(self.path, output.file, output.size, output.sha256)
+            if problem:
+                raise CheckFailed(f"{self.path}: {problem}")
+        for problem in attestation_problems(self.path, manifest.attestations or {}):
+            raise CheckFailed(f"{self.path}: {problem}")
         return manifest
 
     def intact(self, key: str | None = None) -> Manifest | None:

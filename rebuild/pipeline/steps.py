@@ -14,7 +14,9 @@ from rebuild.config.target import Target
 from rebuild.errors import BuildFailed
 from rebuild.files import sha256_file
 from rebuild.log import Log
-from rebuild.pipeline.result import FloorsReport, SpecReport
+from rebuild.pipeline.floors import FloorsReport
+from rebuild.pipeline.result import SpecReport
+from rebuild.pipeline.tools import PROBE, TOOL_MACROS, Tools, tools_from_probe
 from rebuild.pipeline.workdir import LogSink, StateLog, tail
 from rebuild.systems.engine import Container
 from rebuild.systems.rpmfile import RpmInfo
@@ -44,7 +46,7 @@ class Step:
     build_log: Path
     user: str
     env: dict
-    tools: "Tools | None" = None
+    tools: Tools | None = None
     #: where the build tree is mounted (the reproducibility check's second build moves it)
     tree: str = TOPDIR
 
@@ -122,18 +124,65 @@ def inode(path: Path) -> int:
     return path.stat().st_ino
 
 
-def install_srpm(step: Step, srpm_name: str, nvr: str) -> Path:
-    """``rpm -i`` the SRPM into the build tree; return the one spec it holds."""
+_INSTALL = """
+rpm -i --define "_topdir $TREE" "$SRPM"; rc=$?
+echo "rebuild-probe rpm-i $rc"
+[ "$rc" = 0 ] || exit "$rc"
+"""
+
+
+def install_srpm(step: Step, srpm_name: str, nvr: str, *, source_date_epoch: bool = True,
+                 probe_cache: Path | None = None) -> tuple[Path, Tools]:
+    """``rpm -i`` the SRPM into the build tree and probe the root's tools (``tools``), in one exec; return
+    the one spec it holds and the tools. rpm's own output goes to build.log. An image never changes: with
+    *probe_cache* (a file named by the image's content identity) the probe runs once per image."""
     with step.log.step(f"install {nvr}.src.rpm"):
-        code = step.run(["rpm", "-i", *step.topdir, f"{SRPM_DIR}/{srpm_name}"])
-        if code != 0:
+        cached = _read_probe(probe_cache)
+        chunks: list[bytes] = []
+        env = {**step.env, "TREE": step.tree, "SRPM": f"{SRPM_DIR}/{srpm_name}", "TOOLS": " ".join(TOOL_MACROS)}
+        step.log.command(["rpm", "-i", *step.topdir, f"{SRPM_DIR}/{srpm_name}", *(["&&", "(probe the tools)"]
+                                                                                 if cached is None else [])],
+                         step.box.name)
+        code = step.box.run(step.target.wrap(["sh", "-c", _INSTALL + (PROBE if cached is None else "")]),
+                            user=step.user, env=env, output=chunks.append)
+        text = b"".join(chunks).decode(errors="replace")
+        probe = [line.split() for line in text.splitlines() if line.startswith("rebuild-probe ")]
+        step.sink("".join(line + "\n" for line in text.splitlines() if not line.startswith("rebuild-probe ")).encode())
+        if code != 0 or ["rebuild-probe", "rpm-i", "0"] not in probe:
             raise BuildFailed(f"rpm -i of the SRPM failed (exit {code}); see {step.build_log}",
                               detail=tail(step.build_log))
+        if cached is None:
+            _write_probe(probe_cache, [p for p in probe if p[1] != "rpm-i"])
         step.copy_out("")  # the whole tree (SPECS, SOURCES; the rest is empty yet): one round trip
     specs = sorted((step.work / "SPECS").glob("*.spec"))
     if len(specs) != 1:
         raise BuildFailed(f"the SRPM holds {len(specs)} spec files, expected exactly one")
-    return specs[0]
+    return specs[0], tools_from_probe(step, probe if cached is None else cached, source_date_epoch)
+
+
+def probe_cache_path(cache: Path, identity: str | None) -> Path | None:
+    """Where the probe of the image with content *identity* is kept (named by the probe's own text too)."""
+    import hashlib
+
+    if not identity:
+        return None
+    script = hashlib.sha256((PROBE + " ".join(TOOL_MACROS)).encode()).hexdigest()[:12]
+    return cache / "installed" / f"{identity.split(':')[-1]}.probe-{script}"
+
+
+def _read_probe(path: Path | None) -> list[list[str]] | None:
+    try:
+        return [line.split() for line in path.read_text().splitlines()] if path is not None else None
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
+def _write_probe(path: Path | None, probe: list[list[str]]) -> None:
+    if path is not None:
+        from rebuild.files import atomic_write
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, "".join(" ".join(p) + "\n" for p in probe), mode=0o644)
 
 
 def edit_spec(step: Step, spec_path: Path) -> SpecReport:
@@ -239,20 +288,50 @@ def check_spec(step: Step, spec_path: Path, info: RpmInfo, report: SpecReport, c
     return report
 
 
-def inventory(step: Step) -> dict:
-    """What the build root's own rpm says is installed (name -> [(EVR, arch)]): one query, for the floors
-    and the SBOM."""
-    from rebuild.pipeline.floors import inventory_from_container
-
-    return inventory_from_container(step.box, step.target.wrap)
+_INVENTORY = 'rpm -qa --qf "$QF"; rc=$?; [ -z "$DEBQF" ] || dpkg-query -W -f "$DEBQF"; exit $rc'
+_DEB_TAG = "rebuild-deb"
 
 
-def deb_inventory(step: Step) -> list[tuple[str, str, str]]:
-    """A Debian root's packages as dpkg lists them (name, version, arch), for the SBOM: its rpmdb is empty."""
-    code, text = _quiet(step, ["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${Architecture}\n"])
-    if code != 0:
-        return []
-    return [(n, v, a) for n, v, a in (line.split("\t") for line in text.splitlines() if line.count("\t") == 2)]
+def inventory(step: Step, identity: str | None = None, cache: Path | None = None) -> tuple[dict, list]:
+    """What the build root holds: its rpm's packages (name -> [(EVR, arch)]), for the floors and the SBOM,
+    and on a Debian root dpkg's (name, version, arch), whose rpmdb is empty. One exec for both; none when
+    this image (its content *identity*) was listed before: the list is kept in ``<cache>/installed/``,
+    shared with check-deps."""
+    from rebuild.files import atomic_write
+    from rebuild.pipeline.floors import QUERY_FORMAT, _parse_query
+
+    debian = step.target.image.method == "debootstrap"
+    stored = cache / "installed" / identity.split(":")[-1] if identity and cache else None
+    try:
+        if stored is not None:
+            rpm_raw = stored.read_bytes()
+            deb_raw = stored.with_suffix(".deb").read_bytes() if debian else b""
+            return _parse_query(0, rpm_raw, inventory=True), _debs(deb_raw)
+    except FileNotFoundError:
+        pass
+    chunks: list[bytes] = []
+    env = {**step.env, "QF": QUERY_FORMAT.replace("\\n", "\n"),
+           "DEBQF": f"{_DEB_TAG} ${{Package}}\t${{Version}}\t${{Architecture}}\n" if debian else ""}
+    code = step.box.run(step.target.wrap(["sh", "-c", _INVENTORY]), user=step.user, env=env, output=chunks.append)
+    output = b"".join(chunks)
+    rpm_raw = b"".join(line for line in output.splitlines(keepends=True) if not line.startswith(_DEB_TAG.encode()))
+    deb_raw = b"".join(line for line in output.splitlines(keepends=True) if line.startswith(_DEB_TAG.encode()))
+    installed = _parse_query(code, rpm_raw, inventory=True)
+    if stored is not None:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(stored, rpm_raw, mode=0o644)
+        if debian:
+            atomic_write(stored.with_suffix(".deb"), deb_raw, mode=0o644)
+    return installed, _debs(deb_raw)
+
+
+def _debs(raw: bytes) -> list[tuple[str, str, str]]:
+    rows = []
+    for line in raw.decode(errors="replace").splitlines():
+        fields = line.removeprefix(_DEB_TAG + " ").split("\t")
+        if len(fields) == 3:
+            rows.append((fields[0], fields[1], fields[2]))
+    return rows
 
 
 def check_floors(step: Step, installed: dict, *, skip: bool, hint: str = "") -> FloorsReport | None:
@@ -262,80 +341,6 @@ def check_floors(step: Step, installed: dict, *, skip: bool, hint: str = "") -> 
 
     versions = {name: [evr for evr, _ in v] for name, v in installed.items()}
     return check_in_container(step.recipe.floors, versions, step.log, skip=skip, hint=hint)
-
-
-# the tools rpm's build scripts run by macro; an rpm configured on another system may name paths this root
-# lacks (the rpm 4.0.4 here names /bin/make and /usr/bin/mkdir, which an RH 7.3 root has as /usr/bin/make
-# and /bin/mkdir)
-TOOL_MACROS = ("__bzip2", "__cat", "__chgrp", "__chmod", "__chown", "__cp", "__cpio", "__file", "__grep", "__gzip",
-               "__id", "__install", "__make", "__mkdir", "__mkdir_p", "__mv", "__patch", "__rm", "__sed", "__tar",
-               "__unzip", "__ld", "__nm", "__objcopy", "__objdump", "__strip", "__perl", "__python")
-_PROBE = """
-echo "rebuild-probe rpm $(rpm --version 2>/dev/null)"
-command -v rpmbuild >/dev/null 2>&1 && echo "rebuild-probe command rpmbuild"
-for m in $TOOLS; do
-  v=$(rpm --eval "%{$m}" 2>/dev/null); set -- $v
-  case "$1" in /*) [ -x "$1" ] && continue
-    found=$(command -v "$(basename "$1")" 2>/dev/null)
-    echo "rebuild-probe missing $m ${found:--} $v";;
-  esac
-done
-"""
-
-
-# rpm 4.14 and later: the build time from the spec's %changelog (SOURCE_DATE_EPOCH), file times clamped to
-# it, and one build host name, so that two builds of the same inputs make the same packages
-REPRODUCIBLE_MACROS = ("source_date_epoch_from_changelog 1", "use_source_date_epoch_as_buildtime 1",
-                       "clamp_mtime_to_source_date_epoch 1", "_buildhost rebuild.localdomain")
-
-
-@dataclass(frozen=True)
-class Tools:
-    command: str                       # rpmbuild, or rpm (rpm 4.0.x without rpm-build's alias)
-    redirected: tuple[str, ...] = ()   # "%__mkdir /usr/bin/mkdir -> /bin/mkdir"
-    rpm_version: str | None = None     # "4.18.0", as `rpm --version` says
-    macros: tuple[str, ...] = ()       # defined on rpmbuild's command line (REPRODUCIBLE_MACROS)
-
-
-def rpm_version_tuple(version: str | None) -> tuple[int, ...]:
-    """"4.0.4" -> (4, 0, 4); unknown -> ()."""
-    return tuple(int(part) for part in re.findall(r"\d+", version or "")[:3])
-
-
-def knows_source_date_epoch(version: str | None) -> bool:
-    return rpm_version_tuple(version) >= (4, 14)
-
-
-def probe_tools(step: Step, *, source_date_epoch: bool = True) -> Tools:
-    """One exec: whether the image has rpmbuild, and which of rpm's tool macros name a path the root lacks.
-    Each of those is pointed at the tool of that name the root has, in the build user's ~/.rpmmacros
-    (rpm 4.0.x reads its macro files again for each build target, so a --define would be overridden),
-    and said so."""
-    chunks: list[bytes] = []
-    step.box.run(step.target.wrap(["sh", "-c", _PROBE]), user=step.user, env={**step.env, "TOOLS": " ".join(TOOL_MACROS)},
-                 output=chunks.append)
-    lines = [line.split() for line in b"".join(chunks).decode(errors="replace").splitlines()
-             if line.startswith("rebuild-probe ")]
-    found_rpmbuild = any(parts[1:3] == ["command", "rpmbuild"] for parts in lines)
-    version = next((parts[-1] for parts in lines if parts[1] == "rpm" and len(parts) > 2), None)
-    command = step.target.build_command if step.target.build_command != "auto" else \
-        ("rpmbuild" if found_rpmbuild else "rpm")
-    macros, redirected = [], []
-    for parts in lines:
-        if len(parts) >= 5 and parts[1] == "missing" and parts[3] != "-":
-            macro, found, configured, rest = parts[2], parts[3], parts[4], parts[5:]
-            macros.append(f"%{' '.join([macro, found, *rest])}\n")
-            redirected.append(f"%{macro} {configured} -> {found}")
-    if redirected:
-        rc = step.work / ".rpmmacros"  # HOME is the build tree
-        rc.write_text("# written by rebuild: rpm's tool macros pointed at this root's tools\n" + "".join(macros))
-        if os.geteuid() == 0:
-            os.chown(rc, step.target.uid, step.target.uid)
-        step.copy_in(".rpmmacros")
-        step.log.info(f"    rpm's tool macros name paths this root lacks; ~/.rpmmacros points them at its own:"
-                      f" {', '.join(redirected)}")
-    macros = REPRODUCIBLE_MACROS if source_date_epoch and knows_source_date_epoch(version) else ()
-    return Tools(command, tuple(redirected), version, macros)
 
 
 def rpmbuild(step: Step, spec_path: Path, tools: Tools, failed_dir: Path) -> None:

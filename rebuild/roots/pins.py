@@ -72,14 +72,21 @@ def write_json(path: Path, data: dict) -> None:
     atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def check_image(target: Target, engine, cache: Path | None = None) -> str:
-    """The pinned image ID of *target*, or EnvironmentProblem saying what to run."""
+def pinned(target: Target, cache: Path | None = None) -> Pin:
+    """The target's pin, or EnvironmentProblem saying what to run."""
     fix = f"run `rebuild image {target.name}`"
     if not (image_dir(target, cache) / "pin.json").exists():
         raise EnvironmentProblem(f"target {target.name}: no image has been made yet; {fix}")
     pin = read_pin(target, cache)
     if pin is None:
         raise EnvironmentProblem(f"target {target.name}: its image definition changed since the image was made; {fix}")
+    return pin
+
+
+def check_image(target: Target, engine, cache: Path | None = None) -> str:
+    """The pinned image ID of *target*, or EnvironmentProblem saying what to run."""
+    pin = pinned(target, cache)
+    fix = f"run `rebuild image {target.name}`"
     current = engine.image_id(target.image.tag)
     if current is None:
         raise EnvironmentProblem(f"target {target.name}: image {target.image.tag} is not in the engine; {fix}")

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from rebuild import hostcmd
+from rebuild import __version__, hostcmd
 from rebuild.config.target import Target
 from rebuild.errors import EnvironmentProblem, UsageError
 from rebuild.log import Log
@@ -134,23 +134,7 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
         return pin if pin.content_id else pin_image(target, engine, pin.image_id, made_from, cache, pin.registry)[0]
     work = Path(tempfile.mkdtemp(prefix=".root-", dir=folder))
     try:
-        root = work / "root"
-        root.mkdir()
-        with log.step(f"unpack {len(paths)} payloads"):
-            progress = log.progress("unpack", len(paths), unit="packages")
-            for path in paths:
-                unpack(path, root)
-                progress.advance(1)
-            progress.close()
-        _add_user(root, target)
-        with RootDir(root) as tree:  # the lock travels with the image (rebuild image --pull reads it)
-            tree.write_file(PurePosixPath(LOCK_IN_IMAGE), lock.to_json().encode(), 0o644, what="the root's lock")
-        if target.personality == "linux32" and not any(
-            os.path.lexists(root / p) for p in ("usr/bin/linux32", "bin/linux32", "usr/bin/setarch")
-        ):
-            _helper(root / HELPER_PATH, log)
-        tarball = work / "rootfs.tar"
-        hostcmd.run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(tarball), "."], "packing the root", log)
+        tarball, has_rpm = _root_tarball(target, folder, work, paths, lock, made_from, force, log)
         labels = {
             "org.rebuild.target": target.name,
             "org.rebuild.definition": target.image_key,
@@ -161,7 +145,7 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
         }
         with log.step(f"import {target.image.tag}"):
             image_id = engine.import_rootfs(tarball, target.image.tag, labels)
-        if _has_rpm(root):
+        if has_rpm:
             image_id = _register(target, engine, image_id, paths, locked_packages, work, log)
         else:
             log.warn(f"{target.name}: the package set has no rpm; the image has no rpmdb")
@@ -171,6 +155,44 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
     pin, path = pin_image(target, engine, image_id, made_from, cache)
     log.info(f"image {target.image.tag} is {image_id[:19]} (pinned in {path}; lock {lock_path(folder)})")
     return pin
+
+
+def _root_tarball(target: Target, folder: Path, work: Path, paths: list[Path], lock: RootLock, made_from: str,
+                  force: bool, log: Log) -> tuple[Path, bool]:
+    """The root as a tarball, and whether it has rpm: kept in the target's cache folder for the root it was
+    made from (``made_from``: the definition and the lock), so an image made again (pruned from the
+    engine, say) is only imported; ``force`` unpacks afresh."""
+    tarball, stamp = folder / "rootfs.tar", folder / "rootfs.json"
+    try:
+        known = json.loads(stamp.read_text())
+        if not force and known == {"made_from": made_from, "has_rpm": known.get("has_rpm"), "rebuild": __version__} \
+                and tarball.is_file():
+            log.info(f"reusing the root unpacked before ({tarball})")
+            return tarball, bool(known.get("has_rpm"))
+    except (OSError, ValueError, AttributeError):
+        pass
+    root = work / "root"
+    root.mkdir()
+    with log.step(f"unpack {len(paths)} payloads"):
+        progress = log.progress("unpack", len(paths), unit="packages")
+        for path in paths:
+            unpack(path, root)
+            progress.advance(1)
+        progress.close()
+    _add_user(root, target)
+    with RootDir(root) as tree:  # the lock travels with the image (rebuild image --pull reads it)
+        tree.write_file(PurePosixPath(LOCK_IN_IMAGE), lock.to_json().encode(), 0o644, what="the root's lock")
+    if target.personality == "linux32" and not any(
+        os.path.lexists(root / p) for p in ("usr/bin/linux32", "bin/linux32", "usr/bin/setarch")
+    ):
+        _helper(root / HELPER_PATH, log)
+    packed = work / "rootfs.tar"
+    hostcmd.run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(packed), "."], "packing the root", log)
+    has_rpm = _has_rpm(root) is not None
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(packed, tarball)
+    write_json(stamp, {"made_from": made_from, "has_rpm": has_rpm, "rebuild": __version__})
+    return tarball, has_rpm
 
 
 def _rebased(package: LockedPackage, lock: RootLock, locations: dict[str, str]) -> LockedPackage:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections import OrderedDict
 from pathlib import Path, PurePosixPath
 
 from rebuild.errors import UsageError
@@ -36,11 +37,19 @@ def safe_relative(name: str) -> PurePosixPath:
 class RootDir:
     """A root folder opened once; every operation resolves its path without following symlinks."""
 
+    # descriptors of folders already walked (they stay real folders: nothing here removes a folder), most
+    # recent last; a payload lists its paths in order, so a few dozen spare most of the walking
+    _KEEP = 64
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.fd = os.open(self.root, _DIR_FLAGS)
+        self._dirs: OrderedDict[tuple[str, ...], int] = OrderedDict()
 
     def close(self) -> None:
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs.clear()
         os.close(self.fd)
 
     def __enter__(self) -> "RootDir":
@@ -50,10 +59,16 @@ class RootDir:
         self.close()
 
     def open_dir(self, rel: PurePosixPath, *, create: bool = True, mode: int = 0o755, what: str = "") -> int:
-        """A descriptor of the folder *rel* (made when missing); UnsafePayload if a part is a symlink or a file."""
-        fd = os.dup(self.fd)
+        """A descriptor of the folder *rel* (made when missing); UnsafePayload if a part is a symlink or a file.
+        The caller closes it."""
+        parts = rel.parts
+        depth = len(parts)
+        while depth and parts[:depth] not in self._dirs:
+            depth -= 1
+        fd = os.dup(self._dirs[parts[:depth]] if depth else self.fd)
         try:
-            for part in rel.parts:
+            for i in range(depth, len(parts)):
+                part = parts[i]
                 try:
                     child = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except FileNotFoundError:
@@ -63,17 +78,25 @@ class RootDir:
                     child = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except OSError as exc:
                     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        where = PurePosixPath(*rel.parts[: rel.parts.index(part) + 1])
+                        where = PurePosixPath(*parts[: i + 1])
                         kind = "the symlink" if os.path.islink(self.root / where) else "the non-folder"
                         raise UnsafePayload(f"{what + ': ' if what else ''}/{rel} would be written through"
                                             f" {kind} /{where}") from None
                     raise
                 os.close(fd)
                 fd = child
+                self._remember(parts[: i + 1], fd)
+            if depth == len(parts) and depth:
+                self._dirs.move_to_end(parts)
             return fd
         except BaseException:
             os.close(fd)
             raise
+
+    def _remember(self, key: tuple[str, ...], fd: int) -> None:
+        self._dirs[key] = os.dup(fd)
+        while len(self._dirs) > self._KEEP:
+            os.close(self._dirs.popitem(last=False)[1])
 
     def entry(self, rel: PurePosixPath) -> os.stat_result | None:
         """lstat of *rel* (its parents must be real folders), or None when absent."""

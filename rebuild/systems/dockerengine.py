@@ -1,5 +1,6 @@
-"""The Docker engine through the docker SDK: ``DockerEngine`` and its ``DockerContainer``
-(the interface they implement, and how files reach a container: ``engine``)."""
+"""The Docker engine: ``DockerEngine`` and its ``DockerContainer`` (the interface they implement, and how
+files reach a container: ``engine``). Calls go through ``dockerapi`` (the standard library on the engine's
+socket) or, for ssh:// and TLS engines and for registries, the docker SDK."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typing import Callable, Iterator
 
 from rebuild.errors import BuildFailed, EnvironmentProblem
 from rebuild.log import Log
-from rebuild.systems import dockerimages, transfer
+from rebuild.systems import dockerapi, dockerimages, transfer
+from rebuild.systems.dockerapi import APIError, ImageNotFound, NotFound, close_stream, frames
 from rebuild.systems.dockerimages import ImageInfo, Reference
 from rebuild.systems.engine import API_VERSION, LABEL, START_ENGINE_HINT, Mount, transfer_is_archive
 
@@ -36,17 +38,15 @@ class DockerContainer:
         raise ValueError(f"{path} is not inside a mount of {self.name}")
 
     def copy_out(self, path: str) -> None:
-        import docker.errors
-
         if not self.archive:
             return
         mount, host = self._mount_of(path)
         self._log.command(["docker", "cp", f"{self.name}:{path}", str(host)], "engine")
         try:
             stream, _ = self._api.get_archive(self.id, path)
-        except docker.errors.NotFound:
+        except NotFound:
             return
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             raise BuildFailed(f"container {self.name}: cannot copy {path} out: {exc.explanation or exc}") from None
         transfer.extract(stream, host.parent, path.rstrip("/").rsplit("/", 1)[-1], host.name)
 
@@ -58,24 +58,21 @@ class DockerContainer:
             transfer.copy_mounts(self._api, self.id, [Mount(host, path, mount.read_only)], self._log, owner=mount.source)
 
     def run(self, argv, *, user=None, workdir=None, env=None, output=None) -> int:
-        import docker.errors
-        from docker.utils.socket import frames_iter
-
         self._log.command(argv, self.name)
         try:
             exec_id = self._api.exec_create(
                 self.id, argv, user=user or "", workdir=workdir, environment=env
             )["Id"]
-            # the raw socket, closed here: the SDK's stream=True generator leaves its socket open
+            # the raw stream, closed here
             sock = self._api.exec_start(exec_id, socket=True)
             try:
-                for _stream, chunk in frames_iter(sock, tty=False):
+                for chunk in frames(sock):
                     if output:
                         output(chunk)
             finally:
-                close_socket(sock)
+                close_stream(sock)
             code = self._api.exec_inspect(exec_id)["ExitCode"]
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             raise BuildFailed(f"container {self.name}: cannot run {argv[0]}: {exc.explanation or exc}") from None
         return 0 if code is None else int(code)
 
@@ -83,20 +80,6 @@ class DockerContainer:
         """Save the container's filesystem as image *tag*; return the image ID."""
         repository, _, version = tag.rpartition(":")
         return self._api.commit(self.id, repository=repository or tag, tag=version or "latest")["Id"]
-
-
-def close_socket(sock) -> None:
-    """Close a socket the SDK hands out: over a unix socket it is a SocketIO whose close() leaves the socket
-    itself open."""
-    inner = getattr(sock, "_sock", None)
-    sock.close()
-    if inner is not None:
-        inner.close()
-
-
-def _hosts(hostname: str) -> str:
-    short = hostname.split(".")[0]
-    return f"127.0.0.1\t{hostname} {short} localhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
 @contextmanager
@@ -153,7 +136,7 @@ class DockerEngine:
         self._keep = keep_containers
         self._transfer = transfer
         # shared with for_log() copies: one connection, one set of live containers
-        self._shared: dict = {"client": None}
+        self._shared: dict = {"api": None, "sdk": None}
         self._live: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
@@ -166,12 +149,12 @@ class DockerEngine:
     def close(self) -> None:
         """Close the connection to the engine (a process that lives on after using it)."""
         with self._lock:
-            if self._shared["client"] is not None:
-                self._shared["client"].close()
-                self._shared["client"] = None
+            if self._shared["sdk"] is not None:
+                self._shared["sdk"].close()
+            self._shared.update(api=None, sdk=None)
 
     def version(self) -> str:
-        return str(self.client.version().get("Version", "?"))
+        return str(self.api.version().get("Version", "?"))
 
     @property
     def archive(self) -> bool:
@@ -179,22 +162,22 @@ class DockerEngine:
         return transfer_is_archive(self._transfer)
 
     def inspect_image(self, ref: str) -> ImageInfo | None:
-        return dockerimages.inspect(self.client, ref)
+        return dockerimages.inspect(self.api, ref)
 
     def push(self, image: str, repository: str, tag: str) -> str:
         self._log.command(["docker", "push", f"{repository}:{tag}"], "engine")
-        return dockerimages.push(self.client, image, repository, tag, self._log)
+        return dockerimages.push(self.sdk, image, repository, tag, self._log)
 
     def pull(self, ref: Reference) -> ImageInfo:
         self._log.command(["docker", "pull", ref.pinned], "engine")
-        return dockerimages.pull(self.client, ref, self._log)
+        return dockerimages.pull(self.sdk, self.api, ref, self._log)
 
     def tag(self, image: str, tag: str) -> None:
         repository, _, version = tag.rpartition(":")
-        self.client.api.tag(image, repository or tag, version or "latest")
+        self.api.tag(image, repository or tag, version or "latest")
 
     def read_file(self, image: str, path: str) -> bytes | None:
-        return dockerimages.read_file(self.client, image, path)
+        return dockerimages.read_file(self.api, image, path)
 
     def shell(self, image: str, argv: list[str], *, mounts: list[Mount], user: str, workdir: str,
               hostname: str, tty: bool) -> int:
@@ -205,7 +188,7 @@ class DockerEngine:
         docker = shutil.which("docker")
         if not docker:
             raise EnvironmentProblem("the docker command is not installed (Debian: apt-get install docker.io)")
-        self.client  # noqa: B018 - a clear error when no engine answers
+        self.api  # noqa: B018 - a clear error when no engine answers
         options = ["-i", *(["-t"] if tty else []), "--network", "none", "--hostname", hostname,
                    "--label", f"{LABEL}=1", "-u", user, "-w", workdir, "-e", f"HOME={workdir}"]
         if self.archive:
@@ -214,7 +197,7 @@ class DockerEngine:
                 raise EnvironmentProblem(f"docker create {image}: {created.stderr.strip()}")
             container = created.stdout.strip()
             try:
-                transfer.copy_mounts(self.client.api, container, list(mounts), self._log)
+                transfer.copy_mounts(self.api, container, list(mounts), self._log)
                 return subprocess.run([docker, "start", "-ai", container]).returncode
             finally:
                 subprocess.run([docker, "rm", "-f", container], capture_output=True)
@@ -232,43 +215,62 @@ class DockerEngine:
             self._remove(container_id, name)
 
     @property
-    def client(self):
+    def api(self):
+        """The engine's API (``dockerapi.LiteAPI``, or the SDK's through ``SdkAPI``), connected and pinged."""
         with self._lock:
-            return self._connect()
+            if self._shared["api"] is None:
+                try:
+                    api = dockerapi.LiteAPI()
+                except dockerapi.Unavailable:
+                    api = dockerapi.SdkAPI(self._sdk())
+                self._ping(api)
+                self._shared["api"] = api
+            return self._shared["api"]
 
-    def _connect(self):
-        if self._shared["client"] is None:
-            import docker
-            import docker.errors
+    @property
+    def sdk(self):
+        """The docker SDK's client (registries; ssh:// and TLS engines)."""
+        with self._lock:
+            return self._sdk()
+
+    def _sdk(self):
+        if self._shared["sdk"] is None:
+            import docker  # its errors module comes with it
 
             try:
                 # ssh://: through the system's ssh (its keys, config and agent; no paramiko)
                 over_ssh = os.environ.get("DOCKER_HOST", "").startswith("ssh://")
-                client = docker.from_env(timeout=600, version=API_VERSION, max_pool_size=32, use_ssh_client=over_ssh)
-                client.ping()
+                self._shared["sdk"] = docker.from_env(timeout=600, version=API_VERSION, max_pool_size=32,
+                                                      use_ssh_client=over_ssh)
             except (docker.errors.DockerException, OSError) as exc:
-                where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-                reason = str(exc).split("\n")[0]
-                if "too new" in reason or "client version" in reason:
-                    raise EnvironmentProblem(
-                        f"Docker engine at {where} is too old: rebuild needs API {API_VERSION} (Docker 20.10 or newer)"
-                    ) from None
-                if "Permission denied" in reason:
-                    raise EnvironmentProblem(
-                        f"Docker engine at {where}: permission denied; add your user to the 'docker' group or run as root"
-                    ) from None
-                raise EnvironmentProblem(f"Docker engine not reachable at {where}; {START_ENGINE_HINT}") from None
-            self._shared["client"] = client
-        return self._shared["client"]
+                self._unreachable(str(exc))
+        return self._shared["sdk"]
+
+    def _ping(self, api) -> None:
+        try:
+            api.ping()
+        except Exception as exc:  # noqa: BLE001 - APIError, OSError, or the SDK's own connection errors
+            self._unreachable(str(exc))
+
+    def _unreachable(self, reason: str):
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        reason = reason.split("\n")[0]
+        if "too new" in reason or "client version" in reason:
+            raise EnvironmentProblem(
+                f"Docker engine at {where} is too old: rebuild needs API {API_VERSION} (Docker 20.10 or newer)"
+            ) from None
+        if "Permission denied" in reason or "permission denied" in reason:
+            raise EnvironmentProblem(
+                f"Docker engine at {where}: permission denied; add your user to the 'docker' group or run as root"
+            ) from None
+        raise EnvironmentProblem(f"Docker engine not reachable at {where}; {START_ENGINE_HINT}") from None
 
     def image_id(self, tag: str) -> str | None:
-        import docker.errors
-
         try:
-            return self.client.images.get(tag).id
-        except docker.errors.ImageNotFound:
+            return self.api.inspect_image(tag)["Id"]
+        except ImageNotFound:
             return None
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             raise EnvironmentProblem(f"Docker engine: cannot look up image {tag}: {exc.explanation or exc}") from None
 
     def import_rootfs(self, tarball: Path, tag: str, labels: dict[str, str]) -> str:
@@ -278,7 +280,10 @@ class DockerEngine:
         changes = [f"LABEL {k}={v}" for k, v in sorted(labels.items())]
         changes.append("ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         self._log.command(["docker", "import", str(tarball), tag])
-        self.client.api.import_image_from_file(str(tarball), repository=repository, tag=version, changes=changes)
+        try:
+            self.api.import_image_from_file(str(tarball), repository=repository, tag=version, changes=changes)
+        except APIError as exc:
+            raise EnvironmentProblem(f"docker import of {tarball}: {exc.explanation}") from None
         image = self.image_id(tag)
         if image is None:
             raise EnvironmentProblem(f"docker import of {tarball} did not produce {tag}")
@@ -287,7 +292,8 @@ class DockerEngine:
     @contextmanager
     def _started(self, image: str, command: list[str], *, error: type, hostname: str | None = None,
                  user: str = "", mounts: list[Mount] = (), attach: bool = False,
-                 meanwhile: Callable[[], None] | None = None) -> Iterator[tuple[str, str, object]]:
+                 meanwhile: Callable[[], None] | None = None,
+                 background_removal: bool = False) -> Iterator[tuple[str, str, object]]:
         """Create and start a container with networking disabled; remove it on exit, whatever happens.
 
         With *attach*, the third item is a socket carrying the container's output, attached before
@@ -300,21 +306,17 @@ class DockerEngine:
         on the 127.0.0.1 line: sendmail and rpmbuild want a fully qualified canonical name."""
         import tempfile
 
-        import docker.errors
-        import docker.types
-
         name = f"rebuild-{uuid.uuid4().hex[:12]}"
-        api = self.client.api
+        api = self.api
         archive = self.archive
-        binds = [] if archive else [docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only)
-                                    for m in mounts]
+        binds = [] if archive else [dockerapi.bind_mount(str(m.source), m.target, m.read_only) for m in mounts]
         hosts_dir = None
         if hostname and not archive:
             hosts_dir = tempfile.mkdtemp(prefix="rebuild-hosts-")
             hosts = Path(hosts_dir) / "hosts"
-            hosts.write_text(_hosts(hostname))
+            hosts.write_text(transfer.hosts_file(hostname))
             hosts.chmod(0o644)
-            binds.append(docker.types.Mount("/etc/hosts", str(hosts), type="bind", read_only=True))
+            binds.append(dockerapi.bind_mount(str(hosts), "/etc/hosts", True))
         created = stream = None
         try:
             # Ctrl-C waits for the create's answer: cut short, the engine would still make the
@@ -336,18 +338,22 @@ class DockerEngine:
             else:
                 _while_starting(lambda: api.start(created["Id"]), meanwhile)
             if hostname and archive:  # the engine writes /etc/hosts at start: ours goes over it
-                api.put_archive(created["Id"], "/etc", transfer.tar_bytes({"hosts": _hosts(hostname).encode()}))
+                api.put_archive(created["Id"], "/etc", transfer.tar_bytes({"hosts": transfer.hosts_file(hostname).encode()}))
             yield created["Id"], name, stream
-        except docker.errors.ImageNotFound:
+        except ImageNotFound:
             raise EnvironmentProblem(
                 f"image {image} is not in the engine (`docker images` lists what is); for a target run `rebuild image TARGET`"
             ) from None
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             raise error(f"container {name}: {exc.explanation or exc}") from None
         finally:
             if stream is not None:
-                close_socket(stream)
-            if created is not None:
+                close_stream(stream)
+            if created is not None and background_removal and not self._keep:
+                # the engine takes ~50 ms to stop and remove it: collecting and writing the results overlap
+                # that; a non-daemon thread, so the process does not end before the container is gone
+                threading.Thread(target=self._remove, args=(created["Id"], name), name="rebuild-remove").start()
+            elif created is not None:
                 self._remove(created["Id"], name)
             if hosts_dir:
                 shutil.rmtree(hosts_dir, ignore_errors=True)
@@ -357,38 +363,34 @@ class DockerEngine:
         self._log.command(["docker", "run", "--network", "none", image, "(steps follow)"], "engine")
         # A long sleep keeps the container up between steps; removal kills it.
         with self._started(image, ["sleep", "2147483647"], error=BuildFailed, hostname=hostname,
-                           mounts=mounts) as (container_id, name, _):
-            yield DockerContainer(self.client.api, container_id, name, self._log, mounts, self.archive)
+                           mounts=mounts, background_removal=True) as (container_id, name, _):
+            yield DockerContainer(self.api, container_id, name, self._log, mounts, self.archive)
 
     def run_once(self, image: str, argv: list[str], *, user: str | None = None,
                  meanwhile: Callable[[], None] | None = None) -> tuple[int, bytes]:
         """One command as the container's own process: no keep-alive, no exec, no kill."""
-        from docker.utils.socket import frames_iter
-
         self._log.command(["docker", "run", "--rm", "--network", "none", image, *argv], "engine")
         with self._started(image, argv, error=EnvironmentProblem, user=user or "", attach=True,
                            meanwhile=meanwhile) as (container_id, _, sock):
-            output = b"".join(data for _, data in frames_iter(sock, tty=False))  # ends when the process does
-            return int(self.client.api.wait(container_id)["StatusCode"]), output
+            output = b"".join(frames(sock))  # ends when the process does
+            return int(self.api.wait(container_id)["StatusCode"]), output
 
     def _remove(self, container_id: str, name: str) -> None:
-        import docker.errors
-
         if self._keep:
-            self._log.warn(f"keeping container {name} (REBUILD_KEEP_CONTAINER is set); remove it with `docker rm -f {name}`")
-            return
+            return self._log.warn(f"keeping container {name} (REBUILD_KEEP_CONTAINER is set); remove it with"
+                                  f" `docker rm -f {name}`")
         # A second Ctrl-C must not leave the container behind: ignore SIGINT while removing.
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
         try:
             # v=True: the anonymous volumes an image's VOLUME lines made go too (as with docker run --rm)
-            self.client.api.remove_container(container_id, force=True, v=True)
+            self.api.remove_container(container_id, force=True, v=True)
             with self._lock:
                 self._live.discard((container_id, name))
-        except docker.errors.NotFound:
+        except NotFound:
             with self._lock:
                 self._live.discard((container_id, name))
-        except docker.errors.APIError as exc:
+        except (APIError, OSError) as exc:
             self._log.warn(f"could not remove container {name}: {exc.explanation or exc}; run `docker rm -f {name}`")
         finally:
             if in_main:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 
@@ -58,14 +59,15 @@ def content_id(attrs: dict) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()
 
 
-def inspect(client, ref: str) -> ImageInfo | None:
-    import docker.errors
+def inspect(api, ref: str) -> ImageInfo | None:
+    """The image *ref* through the engine API (``dockerapi``), or None."""
+    from rebuild.systems.dockerapi import APIError, ImageNotFound
 
     try:
-        attrs = client.api.inspect_image(ref)
-    except docker.errors.ImageNotFound:
+        attrs = api.inspect_image(ref)
+    except ImageNotFound:
         return None
-    except docker.errors.APIError as exc:
+    except APIError as exc:
         raise EnvironmentProblem(f"Docker engine: cannot look up image {ref}: {exc.explanation or exc}") from None
     return ImageInfo(attrs["Id"], content_id(attrs), dict((attrs.get("Config") or {}).get("Labels") or {}),
                      tuple(attrs.get("RepoDigests") or ()))
@@ -93,7 +95,7 @@ def push(client, image: str, repository: str, tag: str, log) -> str:
     return digest
 
 
-def pull(client, ref: Reference, log) -> ImageInfo:
+def pull(client, api, ref: Reference, log) -> ImageInfo:
     """Pull REPOSITORY@DIGEST (never by tag); the engine checks every blob against it. CheckFailed when the
     registry's content does not match the digest."""
     import docker.errors
@@ -106,7 +108,7 @@ def pull(client, ref: Reference, log) -> ImageInfo:
                 log.info(f"    {event['status']}")
     except docker.errors.APIError as exc:
         _pull_failed(ref, str(exc.explanation or exc))
-    info = inspect(client, ref.pinned)
+    info = inspect(api, ref.pinned)
     if info is None or ref.pinned not in info.repo_digests:
         raise CheckFailed(f"{ref.pinned}: the engine holds no image with that digest after pulling it")
     return info
@@ -119,17 +121,18 @@ def _pull_failed(ref: Reference, message: str):
     raise EnvironmentProblem(f"pulling {ref.pinned}: {message}")
 
 
-def read_file(client, image: str, path: str, max_bytes: int = 64 << 20) -> bytes | None:
+def read_file(api, image: str, path: str, max_bytes: int = 64 << 20) -> bytes | None:
     """A file of *image* (None when absent): a created, never started container, copied from, removed."""
     import io
     import tarfile
 
-    import docker.errors
+    from rebuild.systems.dockerapi import NotFound
 
-    created = client.api.create_container(image, command=["true"], network_disabled=True,
-                                          labels={"org.rebuild": "1"})
+    created = api.create_container(image, command=["true"], name=f"rebuild-read-{os.urandom(6).hex()}", hostname=None,
+                                   user="", network_disabled=True, labels={"org.rebuild": "1"},
+                                   host_config=api.create_host_config(network_mode="none", mounts=[]))
     try:
-        stream, stat = client.api.get_archive(created["Id"], path)
+        stream, stat = api.get_archive(created["Id"], path)
         if stat.get("size", 0) > max_bytes:
             return None
         data = b"".join(stream)
@@ -138,7 +141,7 @@ def read_file(client, image: str, path: str, max_bytes: int = 64 << 20) -> bytes
             if member is None or not member.isreg():
                 return None
             return tar.extractfile(member).read()
-    except docker.errors.NotFound:
+    except NotFound:
         return None
     finally:
-        client.api.remove_container(created["Id"], force=True, v=True)
+        api.remove_container(created["Id"], force=True, v=True)

@@ -96,6 +96,13 @@ def _clear_types(dest_parent: Path, members: list[tarfile.TarInfo]) -> None:
                 path.unlink()
 
 
+def hosts_file(hostname: str) -> str:
+    """/etc/hosts with *hostname* first on the 127.0.0.1 line: sendmail and rpmbuild want a fully qualified
+    canonical name."""
+    short = hostname.split(".")[0]
+    return f"127.0.0.1\t{hostname} {short} localhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
 def tar_bytes(entries: dict[str, bytes], mode: int = 0o644) -> bytes:
     """A small archive of named files (the hosts file)."""
     out = io.BytesIO()
@@ -110,7 +117,7 @@ def tar_bytes(entries: dict[str, bytes], mode: int = 0o644) -> bytes:
 def copy_mounts(api, container_id: str, mounts: list[Mount], log: Log, owner: Path | None = None) -> None:
     """The mounts' host files and folders copied into the container at their targets in one archive, owned
     as *owner* (default: each source) is on the host."""
-    import docker.errors
+    from rebuild.systems.dockerapi import APIError
 
     if not mounts:
         return
@@ -122,6 +129,6 @@ def copy_mounts(api, container_id: str, mounts: list[Mount], log: Log, owner: Pa
     with archive_of(owned) as archive:
         try:
             api.put_archive(container_id, "/", archive)
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             raise BuildFailed(f"cannot copy {', '.join(str(m.source) for m in mounts)} into the container:"
                               f" {exc.explanation or exc}") from None

@@ -130,16 +130,17 @@ def test_query_container_takes_its_anonymous_volumes_along(floors_image, manifes
     assert {v.name for v in client.volumes.list()} - before == set()
 
 
-def test_ctrl_c_at_any_moment_leaves_no_container(floors_image, manifest, new_containers):
+def test_ctrl_c_at_any_moment_leaves_no_container(floors_image, manifest, new_containers, tmp_path):
     """SIGINT swept across the query, from the moment rebuild echoes the container's command (just
     before the create) to its end. Before that echo the interpreter is still starting, and a
-    Ctrl-C there is Python's own business."""
+    Ctrl-C there is Python's own business. Each run has an empty cache, so each queries."""
     import signal
     import time
 
     codes = set()
     for delay in [0.015 * i for i in range(20)]:  # the create's window is ~10 ms wide: sweep densely
-        with cli_process("check-deps", "--manifest", str(manifest), "--image", floors_image) as proc:
+        with cli_process("check-deps", "--manifest", str(manifest), "--image", floors_image,
+                         env={"REBUILD_CACHE": str(tmp_path / f"cache-{delay}")}) as proc:
             echoed = proc.stderr.readline()
             assert "$ [engine] docker run" in echoed, echoed
             time.sleep(delay)
@@ -150,3 +151,31 @@ def test_ctrl_c_at_any_moment_leaves_no_container(floors_image, manifest, new_co
         assert "Traceback" not in err
         assert new_containers() == set(), f"a container was left after SIGINT at {delay} s"
     assert 130 in codes
+
+
+def test_a_cached_list_starts_no_container_and_a_remade_image_is_read_again(floors_image, manifest, tmp_path,
+                                                                          new_containers):
+    """The installed list is kept per image content identity: the second check starts no container; an
+    image made again under the same tag (other content) is never answered from the old list."""
+    import docker
+
+    env = {"REBUILD_CACHE": str(tmp_path / "cache")}
+    first = run_cli("-v", "check-deps", "--manifest", str(manifest), "--image", floors_image, "--json", env=env)
+    assert "docker run" in first.stderr
+    second = run_cli("-v", "check-deps", "--manifest", str(manifest), "--image", floors_image, "--json", env=env)
+    assert second.returncode == first.returncode and second.stdout == first.stdout
+    assert "docker run" not in second.stderr, "answered from the cache"
+    assert len(list((tmp_path / "cache" / "installed").iterdir())) == 1
+    client = docker.from_env()
+    box = client.containers.create(floors_image, ["sh", "-c", "rpm -e --nodeps openssl || true"], network_mode="none")
+    try:
+        box.start()
+        box.wait()
+        box.commit(repository="rebuild-test/remade", tag="1")
+    finally:
+        box.remove(force=True, v=True)
+    remade = run_cli("-v", "check-deps", "--manifest", str(manifest), "--image", "rebuild-test/remade:1", "--json",
+                     env=env)
+    assert "docker run" in remade.stderr, "another content identity: read again"
+    statuses = {r["name"]: r["status"] for r in json.loads(remade.stdout)}
+    assert statuses.get("openssl") == "missing" and statuses != {r["name"]: r["status"] for r in json.loads(first.stdout)}

@@ -71,9 +71,14 @@ def setup(tmp_path, packages):
                       "spec:\n  macros:\n    errata: '73'\ntarget: testroot\nfloors: floors.yaml\n"
                       "checks:\n  - name: says-73\n    run: [cat, /usr/share/greeting/errata]\n    expect_stdout: '73'\n")
 
-    def install(argv, mounts):
-        (mounts["/build"] / "SPECS" / "greeting.spec").write_text(SPEC)
-        return 0, b""
+    def shell(argv, mounts):
+        script = argv[2]
+        if "rpm -i" in script:  # the SRPM installed and the tools probed, in one exec
+            (mounts["/build"] / "SPECS" / "greeting.spec").write_text(SPEC)
+            return 0, b"rebuild-probe rpm-i 0\nrebuild-probe rpm RPM version 4.18.0\nrebuild-probe command rpmbuild\n"
+        if "rpm -qa" in script:  # the inventory runs in a shell too: answered as the test set rpm -qa
+            return engine.answers[("rpm", "-qa")]
+        return 127, b""
 
     def rpmbuild(argv, mounts):
         work = mounts["/build"]
@@ -84,7 +89,7 @@ def setup(tmp_path, packages):
         return 0, b"Wrote: greeting-2.1-3.73\n"
 
     engine = FakeEngine(images={target.image.tag: "sha256:pinned"}, answers={
-        ("rpm", "-i"): install,
+        ("sh", "-c"): shell,
         ("rpmspec", "-q"): (0, b"3.73\nrpm-build >= 4\n"),
         ("rpm", "-qa"): (0, b"rebuild-pkg rpm (none) 4.18.0 4\n"),
         ("rpmbuild", "-ba"): rpmbuild,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -135,47 +136,70 @@ def _query_engine():
     return FakeEngine(answers={("rpm", "-qa"): (0, listing)})
 
 
-def test_load_and_query_overlaps_and_returns_both(tmp_path):
-    from rebuild.pipeline.floors import load_and_query
+def test_an_images_list_is_read_once_per_content_identity(tmp_path):
+    from rebuild.pipeline.floors import installed_in_image, load_floors
 
     manifest = tmp_path / "floors.yaml"
     manifest.write_text("floors:\n  openssl: 0.9.6b-32.7\n  pam: 0.75-46.7.3\n")
     engine = _query_engine()
-    floors, installed = load_and_query(manifest, engine, lambda: "img")
-    assert [f.name for f in floors] == ["openssl", "pam"]
-    assert {r.name: r.status for r in check(floors, installed)} == {"openssl": OK, "pam": OK}
+    identities = {"img": ("sha256:id1", "sha256:content1")}
+    first = installed_in_image("img", lambda: engine, tmp_path / "cache", inspect=identities.get)
+    assert {r.name: r.status for r in check(load_floors(manifest), first)} == {"openssl": OK, "pam": OK}
+    engine.answers.clear()  # a second query would now fail: the list must come from the cache
+    again = installed_in_image("img", lambda: engine, tmp_path / "cache", inspect=identities.get)
+    assert {n: [str(v) for v in vs] for n, vs in again.items()} == {n: [str(v) for v in vs] for n, vs in first.items()}
+    identities["img"] = ("sha256:id2", "sha256:content2")  # the image was made again: its list is read again
+    with pytest.raises(Exception, match="rpm -qa failed"):
+        installed_in_image("img", lambda: engine, tmp_path / "cache", inspect=identities.get)
     assert engine.live == 0
 
 
-def test_load_and_query_bad_manifest_wins_and_the_query_finishes(tmp_path):
-    from rebuild.pipeline.floors import load_and_query
+def test_a_bad_manifest_wins_over_a_missing_image_or_engine(tmp_path):
     from rebuild.errors import EnvironmentProblem
+    from rebuild.pipeline.floors import installed_in_image
 
     manifest = tmp_path / "floors.yaml"
     manifest.write_text("floors:\n  openssl: 0.9.6b 32.7\n")
     engine = _query_engine()
     with pytest.raises(ConfigError, match=r"floors\.yaml:2: "):
-        load_and_query(manifest, engine, lambda: "img")
-    assert engine.live == 0  # the query container was not left behind
-    engine.missing = EnvironmentProblem("Docker engine not reachable")
+        installed_in_image("img", lambda: engine, tmp_path, manifest=manifest, inspect=lambda ref: None)
+
+    def unreachable(ref):
+        raise EnvironmentProblem("Docker engine not reachable")
+
     with pytest.raises(ConfigError):
-        load_and_query(manifest, engine, lambda: "img")
-
-
-def test_load_and_query_engine_errors_pass_through(tmp_path):
-    from rebuild.pipeline.floors import load_and_query
-    from rebuild.errors import EnvironmentProblem
-
-    manifest = tmp_path / "floors.yaml"
+        installed_in_image("img", lambda: engine, tmp_path, manifest=manifest, inspect=unreachable)
     manifest.write_text("floors:\n  openssl: 0.9.6b-32.7\n")
-    engine = _query_engine()
-    engine.missing = EnvironmentProblem("Docker engine not reachable")
-    with pytest.raises(EnvironmentProblem):
-        load_and_query(manifest, engine, lambda: "img")
-    engine = _query_engine()
-
-    def no_image() -> str:
-        raise EnvironmentProblem("image rebuild/rh73:1 is not in the engine")
-
     with pytest.raises(EnvironmentProblem, match="not in the engine"):
-        load_and_query(manifest, engine, no_image)
+        installed_in_image("img", lambda: engine, tmp_path, manifest=manifest, inspect=lambda ref: None)
+    with pytest.raises(EnvironmentProblem, match="not the pinned"):
+        installed_in_image("img", lambda: engine, tmp_path, expected_id="sha256:other",
+                           inspect=lambda ref: ("sha256:id", "sha256:c"))
+
+
+def test_the_plain_manifest_scanner_agrees_with_yaml_or_steps_aside():
+    """The line scanner that spares a plain manifest the YAML library reads exactly what YAML reads, or
+    nothing (and YAML then reads, and judges, the file): checked on generated manifests of many shapes."""
+    import random
+
+    from rebuild.config.floors import _plain_entries, _yaml_entries
+
+    rng = random.Random(3)
+    names = ["openssl", "pam-devel", "krb5.libs", "a+b", "x_y", "-bad", "ok"]
+    values = ['"0.9.6b-32.7"', "'1:1.2.4-10'", "0.75-46.7.3", "1.2", "2001-12-14", "yes", "null", "~", "1#x",
+              '"a\\"b"', "1.0~rc1^git", "0x1F", "1:20", "abc", '"', "[1]", "{a: 1}", "1.2 # note", ""]
+    agreed = stepped_aside = 0
+    for _ in range(3000):
+        indent = rng.choice(["  ", "    ", "\t"])
+        lines = [rng.choice(["floors:", "floors: # c", "# head\nfloors:", "other: 1\nfloors:"])]
+        for _ in range(rng.randint(0, 4)):
+            line = f"{indent}{rng.choice(names)}: {rng.choice(values)}"
+            lines.append(rng.choice([line, line, line, "", "# c", " " + line]))
+        raw = ("\n".join(lines) + rng.choice(["\n", "", "\r\n"])).encode()
+        plain = _plain_entries(raw)
+        if plain is None:
+            stepped_aside += 1
+            continue
+        assert plain == _yaml_entries(raw, Path("m.yaml")), raw
+        agreed += 1
+    assert agreed > 100 and stepped_aside > 300

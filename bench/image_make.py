@@ -1,0 +1,77 @@
+"""Making a tree image: `rebuild image i686-test` from the i686 test tree (tests/i686tree.py, 83 packages)
+with a cold cache (every package copied from the tree and checked, unpacked, packed, imported, registered),
+warm (`--force`: solved and unpacked again, nothing fetched), and made again after the image was pruned
+from the engine (the unpacked root kept: imported and registered), against `docker import` of a tarball of
+the same root (`docker export` of the image), the floor of any make that imports a root.
+
+Target: a warm re-make <= 2x the `docker import`.
+
+    .venv/bin/python bench/image_make.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from common import REBUILD, ROOT, median, options, report, timed, workdir
+
+
+def tree() -> Path:
+    sys.path.insert(0, str(ROOT))
+    from tests.i686tree import build_tree
+
+    return build_tree(log=lambda message: print(message, file=sys.stderr))
+
+
+def main() -> dict:
+    args = options(runs=3)
+    source = tree()
+    tmp = workdir()
+    tag = "rebuild-bench/i686-test:1"
+    try:
+        home = tmp / "home"
+        shutil.copytree(ROOT / "containers" / "i686-test", home / "containers" / "i686-test")
+        target_yaml = home / "containers" / "i686-test" / "target.yaml"
+        target_yaml.write_text(target_yaml.read_text().replace("tag: rebuild/i686-test:1", f"tag: {tag}"))
+        make = [*REBUILD, "-q", "image", "i686-test", "--mirror", str(source / "os"), "--updates", str(source / "updates")]
+        cold, warm, pruned, imports = [], [], [], []
+        for i in range(args.runs):
+            env = {**os.environ, "REBUILD_HOME": str(home), "REBUILD_CACHE": str(tmp / f"cache-{i}")}
+            cold.append(timed(make, env=env))
+            warm.append(timed([*make, "--force"], env=env))
+            subprocess.run(["docker", "rmi", tag], capture_output=True, check=True)
+            pruned.append(timed(make, env=env))
+        container = subprocess.run(["docker", "create", tag, "true"], capture_output=True, text=True,
+                                   check=True).stdout.strip()
+        tarball = tmp / "root.tar"
+        try:
+            subprocess.run(["docker", "export", "-o", str(tarball), container], check=True)
+        finally:
+            subprocess.run(["docker", "rm", container], capture_output=True)
+        for i in range(args.runs):
+            imports.append(timed(["docker", "import", str(tarball), f"rebuild-bench/import:{i}"]))
+        size_mib = tarball.stat().st_size / (1 << 20)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for i in range(args.runs):
+            subprocess.run(["docker", "rmi", f"rebuild-bench/import:{i}"], capture_output=True)
+        subprocess.run(["docker", "rmi", tag], capture_output=True)
+    print(f"cold {[round(t, 2) for t in cold]} warm {[round(t, 2) for t in warm]} pruned {[round(t, 2) for t in pruned]}"
+          f" docker import {[round(t, 2) for t in imports]}", file=sys.stderr)
+    row = {"cores": os.cpu_count(), "cold_s": round(median(cold), 2), "warm_s": round(median(warm), 2),
+           "pruned_s": round(median(pruned), 2), "import_s": round(median(imports), 2), "root_mib": round(size_mib),
+           "ratio": round(median(warm) / median(imports), 2), "ratio_pruned": round(median(pruned) / median(imports), 2)}
+    report(row, args,
+           f"rebuild image i686-test ({row['root_mib']} MiB root; {row['cores']} cores): cold cache {row['cold_s']} s;"
+           f" docker import of the same root {row['import_s']} s",
+           f"  warm --force (unpacked again) {row['warm_s']} s: {row['ratio']}x import (target <= 2)",
+           f"  made again after the image was pruned (root kept) {row['pruned_s']} s: {row['ratio_pruned']}x import")
+    return row
+
+
+if __name__ == "__main__":
+    main()
