@@ -65,6 +65,11 @@ def image_step(target: str, make_args: list[str], registry: Registry, engine: Se
                 run([*REBUILD, "image", target, "--pull", ref], env)
                 pulled.append(time.perf_counter() - start)
         shutil.rmtree(runner, ignore_errors=True)
+    # the tag the push made on this engine goes with the registry
+    tags = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"{registry.address}/bench/{target}"],
+                          capture_output=True, text=True).stdout.split()
+    if tags:
+        subprocess.run(["docker", "rmi", *tags], capture_output=True)
     print(f"{target}: made {[round(t, 2) for t in made]} pulled {[round(t, 2) for t in pulled]}", file=sys.stderr)
     return {"target": target, "made_s": round(median(made), 2), "pulled_s": round(median(pulled), 2),
             "ratio": round(median(pulled) / median(made), 3)}

@@ -29,9 +29,29 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RPM404 = Path(os.environ.get("REBUILD_TEST_RPM404")
-              or HERE.parent.parent / "shared" / "rpm-4.0.4" / "rpm-4.0.4-i386-root.tar.gz")
-FORMAT = 14  # bump when the repackaging changes: the cached tree is made again
+
+
+def _find_rpm404() -> Path:
+    """The genuine rpm 4.0.4's root tarball: REBUILD_TEST_RPM404, else the workplace's ``shared`` folder
+    beside this checkout, or beside the repository it was cloned from (CI runs on a fresh clone
+    somewhere else). The first candidate where none exists."""
+    if os.environ.get("REBUILD_TEST_RPM404"):
+        return Path(os.environ["REBUILD_TEST_RPM404"])
+    relative = Path("shared", "rpm-4.0.4", "rpm-4.0.4-i386-root.tar.gz")
+    candidates = [HERE.parent.parent / relative]
+    try:
+        origin = subprocess.run(["git", "-C", str(HERE.parent), "remote", "get-url", "origin"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        origin = ""
+    origin = origin.removeprefix("file://")
+    if origin.startswith("/"):  # a clone of a folder on this machine (not a URL, not host:path)
+        candidates.append(Path(origin).resolve().parent / relative)
+    return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+RPM404 = _find_rpm404()
+FORMAT = 15  # bump when the repackaging changes: the cached tree is made again
 
 # what the build root needs (and, for the sendmail procedure, what sendmail needs); apt adds the closure
 WANTED = [
@@ -194,11 +214,7 @@ class Repackager:
         return RH_NAMES.get(debian, debian)
 
     def extra_provides(self, name: str, version: str, release: str) -> list[str]:
-        extra = list(EXTRA_PROVIDES.get(name, []))
-        if name == "rpm" and any(p.endswith("/usr/bin/rpmbuild") for d in self.debs if self.rpm_name(
-                self.info[d]["Package"]) == "rpm" for p in self.contents.get(d, ())):
-            extra.append(f"rpm-build = {version}-{release}")  # Debian's rpm carries rpmbuild
-        return extra
+        return list(EXTRA_PROVIDES.get(name, []))
 
     def extract(self, deb: Path) -> None:
         root = self.work / "roots" / deb.stem
@@ -356,6 +372,24 @@ def rpm404_packages(work: Path, out: Path) -> str:
     return "rpm 4.0.4 (../shared/rpm-4.0.4)"
 
 
+def debian_rpm_build(packer: Repackager, work: Path, out: Path) -> None:
+    """Where rpm 4.0.4 is absent: an ``rpm-build`` beside Debian's repackaged rpm (which carries rpmbuild
+    itself), requiring it and what rpmbuild runs, so the root has the package a Red Hat root names and
+    a floor on rpm-build is met, as with the genuine rpm 4.0.4."""
+    epoch, version, release = _evr(packer.info[packer.by_name["rpm"]]["Version"])
+    evr = f"{epoch + ':' if epoch else ''}{version}-{release}"
+    lines = ["Name: rpm-build", *([f"Epoch: {epoch}"] if epoch else []), f"Version: {version}", f"Release: {release}",
+             "Summary: rpmbuild's requirements (Debian's rpm carries rpmbuild)", "License: GPL",
+             "Group: Debian/i386 repackaged", f"Requires: rpm = {evr}", *[f"Requires: {r}" for r in RPM_BUILD_REQUIRES],
+             "%description", "Requires Debian's repackaged rpm, which holds rpmbuild, and the tools rpmbuild runs.",
+             "%files"]
+    top = work / "top" / "rpm-build"
+    top.mkdir(parents=True, exist_ok=True)
+    spec = top / "rpm-build.spec"
+    spec.write_text("\n".join(lines) + "\n")
+    rpmbuild(spec, top, out)
+
+
 # ---------------------------------------------------------------- the tree
 
 
@@ -387,6 +421,8 @@ def build_tree(cache: Path | None = None, log=print) -> Path:
         list(pool.map(lambda d: packer.build(d, built, files_in_tree), debs))
     if use_404:
         rpm404_packages(work, built)
+    else:
+        debian_rpm_build(packer, work, built)
     os_dir = tree / "os" / "RedHat" / "RPMS"
     updates = tree / "updates"
     os_dir.mkdir(parents=True)
