@@ -135,7 +135,8 @@ def i686(tmp_path_factory):
     except Unavailable as exc:
         pytest.skip(f"the i686 tree needs Debian's archive: {exc}")
     if not RPM404.is_file():
-        print("tests: ../shared/rpm-4.0.4 is absent: the i686 target's rpm is Debian's i386 rpm", file=sys.__stderr__)
+        print(f"tests: {RPM404} is absent (set REBUILD_TEST_RPM404 to its path): the i686 target's rpm is"
+              " Debian's i386 rpm 4.18, not rpm 4.0.4", file=sys.__stderr__)
     base = tmp_path_factory.mktemp("i686")
     home = base / "home"
     shutil.copytree(ROOT / "containers" / "i686-test", home / "containers" / "i686-test")

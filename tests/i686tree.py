@@ -6,7 +6,8 @@ way (gzip payload, MD5 file digests) keeping its real dependencies: rpmbuild der
 the ELF files, a script's interpreter becomes a file dependency, and Debian's Depends become
 Requires where no soname says it. The few packages a Red Hat recipe names are renamed to Red
 Hat's names (libssl-dev is openssl-devel). ``rpm`` and ``rpm-build`` are the genuine rpm 4.0.4
-from ``../shared/rpm-4.0.4`` (Debian's i386 rpm 4.18 where that is absent). The tree is laid out
+from ``shared/rpm-4.0.4`` beside the checkout or the repository it was cloned from, or
+``REBUILD_TEST_RPM404`` (Debian's i386 rpm 4.18 where that is absent). The tree is laid out
 as Red Hat's: ``os/RedHat/RPMS/`` and ``updates/``, with openssl-devel also in updates at a newer
 release. Built once and cached under ``$REBUILD_TEST_CACHE`` (default ``~/.cache/rebuild-tests``).
 
@@ -369,7 +370,7 @@ def rpm404_packages(work: Path, out: Path) -> str:
         spec = top / f"{name}.spec"
         spec.write_text("\n".join(lines) + "\n")
         rpmbuild(spec, top, out)
-    return "rpm 4.0.4 (../shared/rpm-4.0.4)"
+    return f"rpm 4.0.4 ({RPM404})"
 
 
 def debian_rpm_build(packer: Repackager, work: Path, out: Path) -> None:
