@@ -10,10 +10,10 @@ the size.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
@@ -37,10 +37,38 @@ def _umask() -> int:
 _UMASK = _umask()
 
 
+# Up to this size the interpreter's own SHA-256 is done before OpenSSL's (hashlib) would have loaded, about
+# 3 ms of every command that only hashes small inputs (the no-op rebuild, check-deps); above it, and once
+# hashlib is loaded anyway, OpenSSL's is the faster. The digests are the same.
+SMALL_INPUT = 4 << 20
+
+
+def _sha256(size: int):
+    if size <= SMALL_INPUT and "_hashlib" not in sys.modules:
+        try:
+            from _sha256 import sha256  # CPython 3.11
+        except ImportError:
+            try:
+                from _sha2 import sha256  # CPython 3.12 and later
+            except ImportError:
+                from hashlib import sha256
+        return sha256()
+    import hashlib
+
+    return hashlib.sha256()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The sha256 of *data*, hex."""
+    digest = _sha256(len(data))
+    digest.update(data)
+    return digest.hexdigest()
+
+
 def sha256_file(path: Path) -> str:
     """The sha256 of the file at *path*, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
+        digest = _sha256(os.fstat(fh.fileno()).st_size)
         for block in iter(lambda: fh.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()

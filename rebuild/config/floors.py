@@ -12,12 +12,12 @@ the YAML library (about 20 ms for 1,000 floors); anything else, errors included,
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from rebuild.errors import ConfigError
+from rebuild.files import sha256_bytes
 from rebuild.systems.evr import EVR, parse
 
 
@@ -59,7 +59,7 @@ def load_manifest(path: Path) -> FloorsManifest:
         except ValueError as exc:
             raise ConfigError(f"{path}:{line}: {name}: bad version {value!r}: {exc}") from None
         out.append(Floor(name, minimum, line))
-    return FloorsManifest(path.resolve(), hashlib.sha256(raw).hexdigest(), tuple(out))
+    return FloorsManifest(path.resolve(), sha256_bytes(raw), tuple(out))
 
 
 def _yaml_entries(raw: bytes, path: Path) -> list[tuple[str, object, int]]:

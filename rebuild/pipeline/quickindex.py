@@ -11,12 +11,11 @@ which decides as before.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from rebuild import __version__
-from rebuild.files import atomic_write, sha256_file
+from rebuild.files import atomic_write, sha256_bytes, sha256_file
 from rebuild.pipeline.resultcheck import attestation_problems, output_problem
 
 INDEX = ".index"
@@ -26,7 +25,7 @@ def entry_path(out_dir: Path, recipe: Path, options: dict) -> Path:
     """Where the entry for *recipe* built with *options* lives: one per recipe, options and version."""
     blob = json.dumps({"recipe": str(Path(recipe).resolve()), "options": options, "version": __version__},
                       sort_keys=True).encode()
-    return out_dir / INDEX / f"quick-{hashlib.sha256(blob).hexdigest()[:32]}"
+    return out_dir / INDEX / f"quick-{sha256_bytes(blob)[:32]}"
 
 
 def _digest(path: Path) -> str | None:

@@ -8,13 +8,13 @@ keys use it, so a result built on one engine is up to date on another.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from dataclasses import dataclass
 
 from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
+from rebuild.files import sha256_bytes
 
 # REPOSITORY[:TAG]@sha256:HEX, the repository possibly with a registry host and port
 REFERENCE = re.compile(r"^(?P<repository>[a-z0-9]+(?:[._:-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
@@ -56,7 +56,7 @@ def content_id(attrs: dict) -> str:
     made_of = {"layers": (attrs.get("RootFS") or {}).get("Layers") or [], "env": config.get("Env") or [],
                "labels": config.get("Labels") or {}, "user": config.get("User") or "",
                "platform": [attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant")]}
-    return "sha256:" + hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()
+    return "sha256:" + sha256_bytes(json.dumps(made_of, sort_keys=True).encode())
 
 
 def inspect(api, ref: str) -> ImageInfo | None:
