@@ -46,11 +46,12 @@ def load_manifest(path: Path) -> FloorsManifest:
     path = Path(path)
     raw = read_yaml_bytes(path, "floors manifest")
     entries = _plain_entries(raw)
+    plain = entries is not None  # the scanner took only names of [A-Za-z0-9._+-]
     if entries is None:
         entries = _yaml_entries(raw, path)
     out = []
     for name, value, line in entries:
-        if not name or any(ch.isspace() or not ch.isprintable() for ch in name):
+        if not plain and (not name or any(ch.isspace() or not ch.isprintable() for ch in name)):
             raise ConfigError(f"{path}:{line}: package name {name!r} may not contain spaces or control characters")
         if not isinstance(value, str):
             raise ConfigError(f"{path}:{line}: {name}: the floor must be a version string like \"0.9.6b-32.7\"")

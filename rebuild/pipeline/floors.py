@@ -167,11 +167,10 @@ def installed_in_image(ref: str, engine_factory: Callable[[], object], cache: Pa
 def _identity(ref: str, engine_factory) -> tuple[str, str] | None:
     """(image ID, content identity) of *ref*: over the socket when it can, else through the SDK."""
     from rebuild.systems import dockerapi
-    from rebuild.systems.dockerimages import content_id
 
     try:
         attrs = dockerapi.inspect_image(ref)
-        return None if attrs is None else (attrs["Id"], content_id(attrs))
+        return None if attrs is None else (attrs["Id"], dockerapi.content_id(attrs))
     except dockerapi.Unavailable:
         info = engine_factory().inspect_image(ref)
         return None if info is None else (info.id, info.content_id)

@@ -361,3 +361,15 @@ def inspect_image(ref: str, timeout: float = 10) -> dict | None:
         return None
     except (APIError, ConnectionError, OSError) as exc:
         raise Unavailable(str(exc)) from None
+
+
+def content_id(attrs: dict) -> str:
+    """What the image whose ``inspect`` answer is *attrs* is, whatever host holds it (``dockerimages``
+    says what goes in); here beside ``inspect_image`` so that check-deps loads no more than this module."""
+    from rebuild.files import sha256_bytes
+
+    config = attrs.get("Config") or {}
+    made_of = {"layers": (attrs.get("RootFS") or {}).get("Layers") or [], "env": config.get("Env") or [],
+               "labels": config.get("Labels") or {}, "user": config.get("User") or "",
+               "platform": [attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant")]}
+    return "sha256:" + sha256_bytes(json.dumps(made_of, sort_keys=True).encode())

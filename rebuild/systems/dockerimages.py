@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
-from rebuild.files import sha256_bytes
+from rebuild.systems.dockerapi import content_id  # noqa: F401 - defined beside inspect_image, used here
 
 # REPOSITORY[:TAG]@sha256:HEX, the repository possibly with a registry host and port
 REFERENCE = re.compile(r"^(?P<repository>[a-z0-9]+(?:[._:-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
@@ -49,14 +49,6 @@ def parse_reference(text: str, where: str = "--pull") -> Reference:
             if "@" not in text else ""
         raise UsageError(f"{where} {text!r}: expected REPOSITORY[:TAG]@sha256:<64 hex digits>{hint}")
     return Reference(match["repository"], match["tag"], match["digest"])
-
-
-def content_id(attrs: dict) -> str:
-    config = attrs.get("Config") or {}
-    made_of = {"layers": (attrs.get("RootFS") or {}).get("Layers") or [], "env": config.get("Env") or [],
-               "labels": config.get("Labels") or {}, "user": config.get("User") or "",
-               "platform": [attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant")]}
-    return "sha256:" + sha256_bytes(json.dumps(made_of, sort_keys=True).encode())
 
 
 def inspect(api, ref: str) -> ImageInfo | None:
