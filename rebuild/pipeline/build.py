@@ -135,9 +135,9 @@ def build(
             _record_quick(quick, out_dir, recipe, target, settings, srpm, key, directory)
             log.info(f"up to date: {directory} (build key {key[:12]}; --force rebuilds)")
             return BuildResult(directory, directory.name, stored.outputs, time.monotonic() - started, cached=True)
-    if not recipe.spec.empty:
-        # specfile takes ~0.1 s to load; load it while the engine round trips wait on the socket
-        threading.Thread(target=_warm_up, daemon=True).start()
+    # what the build loads later (specfile alone takes ~0.1 s), loaded while the engine round trips wait on
+    # the socket
+    threading.Thread(target=_warm_up, args=(not recipe.spec.empty,), daemon=True).start()
     # the SRPM is the user's input: checked before the engine is asked for anything
     with state.phase("verify-source"), log.step("verify source RPM"):
         info = check_srpm(recipe, srpm, digest)
@@ -330,5 +330,9 @@ def _implied(recipe: Recipe) -> dict | None:
     return yaml.safe_load(recipe.path.read_text())
 
 
-def _warm_up() -> None:
-    import specfile.macro_definitions  # noqa: F401
+def _warm_up(spec_edits: bool) -> None:
+    if spec_edits:
+        import rebuild.pipeline.spec  # noqa: F401 - with specfile
+    import rebuild.evidence.provenance  # noqa: F401
+    import rebuild.evidence.sbom  # noqa: F401
+    import rebuild.roots.layers  # noqa: F401
