@@ -1,4 +1,4 @@
-"""One sha256 whatever the input's size: the interpreter's own below SMALL_INPUT, OpenSSL's above."""
+"""One sha256 whatever the input's size: the interpreter's own for the first SMALL_INPUT bytes, OpenSSL's after."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_digests_match_hashlib_on_both_sides_of_the_threshold(tmp_path):
-    for size in (0, 1, 1000, SMALL_INPUT, SMALL_INPUT + 1):
+    for size in (0, 1, 1000, SMALL_INPUT // 2, SMALL_INPUT, SMALL_INPUT + 1, 3 * SMALL_INPUT):
         data = os.urandom(size)
         path = tmp_path / f"f{size}"
         path.write_bytes(data)
@@ -32,3 +32,13 @@ def test_hashing_small_inputs_does_not_load_openssl(tmp_path):
             " print('_hashlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_openssl_takes_over_once_the_small_budget_is_spent(tmp_path):
+    """Hashing megabytes with the interpreter's own SHA-256 would cost more than loading OpenSSL."""
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (SMALL_INPUT + 1))
+    code = ("import sys; from rebuild.files import sha256_file;"
+            f" sha256_file({str(big)!r}); print('_hashlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "True"
