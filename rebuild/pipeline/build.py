@@ -132,7 +132,7 @@ def build(
         hit = buildindex.lookup(out_dir, key)
         if hit is not None:
             directory, stored = hit
-            _record_quick(quick, out_dir, recipe, target, settings, srpm, key, directory)
+            _record_quick(quick, out_dir, recipe, target, settings, srpm, digest, key, directory)
             log.info(f"up to date: {directory} (build key {key[:12]}; --force rebuilds)")
             return BuildResult(directory, directory.name, stored.outputs, time.monotonic() - started, cached=True)
     # what the build loads later (specfile alone takes ~0.1 s), loaded while the engine round trips wait on
@@ -220,7 +220,7 @@ def build(
         staging.chmod(0o755)  # mkdtemp made it 0700
         place(staging, final)
         buildindex.record(out_dir, key, final)
-        _record_quick(quick, out_dir, recipe, target, settings, srpm, key, final)
+        _record_quick(quick, out_dir, recipe, target, settings, srpm, digest, key, final)
         log.info(f"results in {final}")
         return BuildResult(final, built_nvr, tuple(outputs), time.monotonic() - started)
     except BaseException as exc:
@@ -238,12 +238,12 @@ def build(
 
 
 def _record_quick(quick: dict | None, out_dir: Path, recipe: Recipe, target: Target, settings: Settings,
-                  srpm: Path, key: str, directory: Path) -> None:
+                  srpm: Path, srpm_sha256: str, key: str, directory: Path) -> None:
     if quick is not None:
         from rebuild.pipeline import quickindex
 
         deps = quickindex.dependencies(recipe, target, settings.cache, srpm)
-        quickindex.record(out_dir, recipe.path, quick, deps, key, directory)
+        quickindex.record(out_dir, recipe.path, quick, deps, key, directory, known={srpm: srpm_sha256})
 
 
 def _prepare(step: steps.Step, info: RpmInfo, manifest: Manifest, source_date_epoch: bool,

@@ -113,10 +113,16 @@ def inventory_from_container(box, wrap=lambda argv: argv, user: str | None = Non
     """Every installed package with its versions and arch: one ``rpm -qa --qf`` in the container *box*."""
     chunks: list[bytes] = []
     code = box.run(wrap(["rpm", "-qa", "--qf", QUERY_FORMAT]), user=user, output=chunks.append)
-    return _parse_query(code, b"".join(chunks), inventory=True)
+    return parse_query(code, b"".join(chunks), inventory=True)
 
 
-def _parse_query(code: int, output: bytes, inventory: bool = False):
+def installed_path(cache: Path, identity: str) -> Path:
+    """Where the package list of the image with content *identity* is kept: read by check-deps and by
+    builds (their floors and SBOM); an image never changes, so neither does its list."""
+    return cache / "installed" / identity.split(":")[-1]
+
+
+def parse_query(code: int, output: bytes, inventory: bool = False):
     text = output.decode(errors="replace")
     tagged = "\n".join(line[len(QUERY_TAG) + 1:] for line in text.splitlines() if line.startswith(QUERY_TAG + " "))
     if code != 0:
@@ -150,13 +156,13 @@ def installed_in_image(ref: str, engine_factory: Callable[[], object], cache: Pa
     if expected_id is not None and image_id != expected_id:
         raise EnvironmentProblem(f"{ref} is {image_id[:19]}, not the pinned {expected_id[:19]}; run"
                                  " `rebuild image TARGET`")
-    stored = cache / "installed" / identity.split(":")[-1]
+    stored = installed_path(cache, identity)
     try:
-        return _parse_query(0, stored.read_bytes())
+        return parse_query(0, stored.read_bytes())
     except FileNotFoundError:
         pass
     code, output = engine_factory().run_once(ref, wrap(["rpm", "-qa", "--qf", QUERY_FORMAT]))
-    installed = _parse_query(code, output)
+    installed = parse_query(code, output)
     from rebuild.files import atomic_write
 
     stored.parent.mkdir(parents=True, exist_ok=True)

@@ -51,8 +51,12 @@ def dependencies(recipe, target, cache: Path, srpm: Path) -> list[Path]:
     return deps
 
 
-def record(out_dir: Path, recipe: Path, options: dict, deps: list[Path], key: str, directory: Path) -> None:
-    entry = {"key": key, "directory": directory.name, "files": {str(p): _digest(p) for p in deps}}
+def record(out_dir: Path, recipe: Path, options: dict, deps: list[Path], key: str, directory: Path,
+           known: dict[Path, str] | None = None) -> None:
+    """*known*: digests the build already took (the SRPM's), not read again."""
+    known = known or {}
+    entry = {"key": key, "directory": directory.name,
+             "files": {str(p): known[p] if p in known else _digest(p) for p in deps}}
     atomic_write(entry_path(out_dir, recipe, options), json.dumps(entry, sort_keys=True) + "\n")
 
 

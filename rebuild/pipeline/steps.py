@@ -167,7 +167,10 @@ def probe_cache_path(cache: Path, identity: str | None) -> Path | None:
     if not identity:
         return None
     script = hashlib.sha256((PROBE + " ".join(TOOL_MACROS)).encode()).hexdigest()[:12]
-    return cache / "installed" / f"{identity.split(':')[-1]}.probe-{script}"
+    from rebuild.pipeline.floors import installed_path
+
+    listed = installed_path(cache, identity)
+    return listed.with_name(f"{listed.name}.probe-{script}")
 
 
 def _read_probe(path: Path | None) -> list[list[str]] | None:
@@ -298,15 +301,15 @@ def inventory(step: Step, identity: str | None = None, cache: Path | None = None
     this image (its content *identity*) was listed before: the list is kept in ``<cache>/installed/``,
     shared with check-deps."""
     from rebuild.files import atomic_write
-    from rebuild.pipeline.floors import QUERY_FORMAT, _parse_query
+    from rebuild.pipeline.floors import QUERY_FORMAT, installed_path, parse_query
 
     debian = step.target.image.method == "debootstrap"
-    stored = cache / "installed" / identity.split(":")[-1] if identity and cache else None
+    stored = installed_path(cache, identity) if identity and cache else None
     try:
         if stored is not None:
             rpm_raw = stored.read_bytes()
             deb_raw = stored.with_suffix(".deb").read_bytes() if debian else b""
-            return _parse_query(0, rpm_raw, inventory=True), _debs(deb_raw)
+            return parse_query(0, rpm_raw, inventory=True), _debs(deb_raw)
     except FileNotFoundError:
         pass
     chunks: list[bytes] = []
@@ -316,7 +319,7 @@ def inventory(step: Step, identity: str | None = None, cache: Path | None = None
     output = b"".join(chunks)
     rpm_raw = b"".join(line for line in output.splitlines(keepends=True) if not line.startswith(_DEB_TAG.encode()))
     deb_raw = b"".join(line for line in output.splitlines(keepends=True) if line.startswith(_DEB_TAG.encode()))
-    installed = _parse_query(code, rpm_raw, inventory=True)
+    installed = parse_query(code, rpm_raw, inventory=True)
     if stored is not None:
         stored.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(stored, rpm_raw, mode=0o644)
