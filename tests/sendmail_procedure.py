@@ -57,7 +57,7 @@ def sendmail_source(cache: Path | None = None) -> Path:
     update = subprocess.run(["apt-get", "-q", "update"], env=env, capture_output=True, text=True)
     if update.returncode != 0 or "Err:" in update.stdout:
         raise Unavailable(f"Debian's source archive is not reachable: {update.stdout.strip()[-200:]}")
-    got = subprocess.run(["apt-get", "-q", "source", "--download-only", f"sendmail"], cwd=cache, env=env,
+    got = subprocess.run(["apt-get", "-q", "source", "--download-only", "sendmail"], cwd=cache, env=env,
                          capture_output=True, text=True)
     if got.returncode != 0 or not tarball.is_file():
         raise Unavailable(f"apt-get source sendmail did not give {tarball.name}: {(got.stdout + got.stderr)[-300:]}")

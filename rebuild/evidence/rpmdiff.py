@@ -35,7 +35,6 @@ class FileEntry:
 class Package:
     path: Path
     nevra: str
-    name_arch: str
     deps: dict           # kind -> sorted list of "name op version"
     header: dict         # tag -> value (what the comparison reads besides files and deps)
     files: dict          # path -> FileEntry
@@ -104,7 +103,7 @@ def read_package(path: Path) -> Package:
         raise UsageError(f"{path}: unreadable RPM ({exc})") from None
     finally:
         fd.close()
-    return Package(Path(path), info.nevra, f"{info.name}.{info.arch}", deps, header, files)
+    return Package(Path(path), info.nevra, deps, header, files)
 
 
 def compare(a: Package, b: Package) -> PackageDiff:

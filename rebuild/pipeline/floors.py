@@ -104,18 +104,6 @@ def installed_from_host() -> dict[str, list[EVR]]:
     return installed
 
 
-def installed_from_container(box, wrap=lambda argv: argv, user: str | None = None) -> dict[str, list[EVR]]:
-    """One ``rpm -qa --qf`` query in the running container *box*, whatever the manifest's size."""
-    return {name: [evr for evr, _ in v] for name, v in inventory_from_container(box, wrap, user).items()}
-
-
-def inventory_from_container(box, wrap=lambda argv: argv, user: str | None = None) -> dict[str, list[tuple[EVR, str]]]:
-    """Every installed package with its versions and arch: one ``rpm -qa --qf`` in the container *box*."""
-    chunks: list[bytes] = []
-    code = box.run(wrap(["rpm", "-qa", "--qf", QUERY_FORMAT]), user=user, output=chunks.append)
-    return parse_query(code, b"".join(chunks), inventory=True)
-
-
 def installed_path(cache: Path, identity: str) -> Path:
     """Where the package list of the image with content *identity* is kept: read by check-deps and by
     builds (their floors and SBOM); an image never changes, so neither does its list."""

@@ -158,10 +158,6 @@ class Manifest:
             raise BadManifest(f"{where}: not JSON ({exc})") from None
         return _build(cls, data, where)
 
-    @property
-    def binary_outputs(self) -> tuple[Output, ...]:
-        return tuple(o for o in self.outputs if not o.source)
-
     def with_checks(self, checks: list[CheckResult]) -> "Manifest":
         return replace(self, checks=tuple(checks))
 

@@ -53,10 +53,6 @@ class RootLock:
     def sha256(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()
 
-    @property
-    def nevras(self) -> set[str]:
-        return {p.nevra for p in self.packages}
-
     @classmethod
     def from_json(cls, text: str, where: str) -> "RootLock":
         try:

@@ -97,8 +97,6 @@ def solve(trees: list[list[PackageMeta]], arch: str, wants: list[Want], *,
 
 
 def _dep(pool, name: str, op: str, evr: str):
-    import solv
-
     dep = pool.Dep(name)
     return dep.Rel(_OPS[op], pool.Dep(evr)) if op and evr else dep
 

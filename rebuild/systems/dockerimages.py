@@ -8,7 +8,6 @@ keys use it, so a result built on one engine is up to date on another.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass

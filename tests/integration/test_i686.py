@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rebuild.systems.rpmfile import payload
-from tests.conftest import DATA, ROOT, run_cli
+from tests.conftest import DATA, run_cli
 
 pytestmark = pytest.mark.docker
 

@@ -17,7 +17,6 @@ from rebuild.pipeline.fetch import Cache, fetch_urls
 from rebuild.settings import parse_mirrors
 from rebuild.systems.download import FetchOptions
 from rebuild.systems.urls import redact, with_mirrors
-from rebuild.files import sha256_file
 from tests.conftest import ROOT, copy_case, make_srpm, run_cli
 from tests.httpfault import FaultServer
 
@@ -249,7 +248,7 @@ def test_unreadable_key_is_bad_input(server, srpm, tmp_path):
     (tmp_path / "key.asc").write_text("not a key\n")
     recipe = _recipe(tmp_path, server.url + PATH, f"  sha256: {sha(srpm)}\n  gpg_keys: [key.asc]\n")
     text = recipe.read_text()
-    recipe.write_text(text.replace(f"target: testroot\n", "").replace("source:\n", "source:\n", 1) + "target: testroot\n")
+    recipe.write_text(text.replace("target: testroot\n", "").replace("source:\n", "source:\n", 1) + "target: testroot\n")
     proc = run_cli("fetch", str(recipe), env={"REBUILD_CACHE": str(tmp_path / "c")})
     assert proc.returncode == 2 and "cannot import the key" in proc.stderr, proc.stderr
 
