@@ -14,9 +14,10 @@ import shutil
 import sys
 
 from common import (
-    REBUILD, ROOT, compile_spec, make_srpm, median, options,
+    REBUILD, compile_spec, make_srpm, median, options,
     report, testroot, timed, workdir, write_recipe,
 )
+from rebuild.cli.build import EXAMPLE
 
 
 def bare(image: str, srpm) -> list[str]:
@@ -57,7 +58,7 @@ def main() -> list[dict]:
     _, image = testroot()
     tmp = workdir()
     try:
-        demo_src = ROOT / "specs/examples/hello"
+        demo_src = EXAMPLE
         demo = make_srpm(demo_src / "hello.spec", demo_src, tmp / "demo")
         demo_recipe = write_recipe(tmp, demo, "hello")
         (tmp / "gen").mkdir()

@@ -22,9 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-from common import REBUILD, ROOT, make_srpm, median, options, report, testroot, timed, workdir, write_recipe
+from common import REBUILD, make_srpm, median, options, report, testroot, timed, workdir, write_recipe
 
 from tests.engines import Registry, SecondEngine
+from rebuild.cli.build import EXAMPLE
+from rebuild.config.target import SHIPPED
 
 
 def run(argv: list[str], env: dict) -> subprocess.CompletedProcess:
@@ -39,7 +41,7 @@ def clone_cache(src: Path, dest: Path, names: list[str]) -> None:
     for name in names:
         if (src / name).exists():
             subprocess.run(["cp", "-al", str(src / name), str(dest / name)], check=True)
-    for pin in dest.glob("images/*/pin.json"):
+    for pin in dest.glob("images/*/*/pin.json"):
         pin.unlink()
 
 
@@ -76,7 +78,7 @@ def image_step(target: str, make_args: list[str], registry: Registry, engine: Se
 
 
 def transfer(runs: int, tmp: Path) -> dict:
-    demo_src = ROOT / "specs/examples/hello"
+    demo_src = EXAMPLE
     srpm = make_srpm(demo_src / "hello.spec", demo_src, tmp / "demo")
     recipe = write_recipe(tmp, srpm, "hello", 'spec:\n  macros:\n    errata: "73"\n')
     times: dict[str, list[float]] = {"bind": [], "archive": []}
@@ -112,7 +114,7 @@ def main() -> None:
             tree = i686_tree()
             if tree is not None:
                 home = tmp / "home"
-                shutil.copytree(ROOT / "containers" / "i686-test", home / "containers" / "i686-test")
+                shutil.copytree(SHIPPED / "i686-test", home / "containers" / "i686-test")
                 figures["images"].append(image_step(
                     "i686-test", ["--mirror", str(tree / "os"), "--updates", str(tree / "updates")], registry,
                     engine, tmp, args.runs, {"REBUILD_HOME": str(home)}))

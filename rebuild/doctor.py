@@ -97,11 +97,11 @@ def check_targets(engine, settings: Settings) -> list[Finding]:
             findings.append(Finding(f"image {target.name}", WARN, "made from an older definition" if made else
                                     "not made yet", f"rebuild image {target.name}"))
             continue
-        if engine.image_id(target.image.tag) != pin.image_id:
-            findings.append(Finding(f"image {target.name}", FAIL, f"{target.image.tag} is not the pinned"
+        if engine.image_id(target.tag) != pin.image_id:
+            findings.append(Finding(f"image {target.name}", FAIL, f"{target.tag} is not the pinned"
                                     f" {pin.image_id[:19]}", f"rebuild image {target.name}"))
             continue
-        findings.append(Finding(f"image {target.name}", OK, f"{target.image.tag} {pin.image_id[:19]}"))
+        findings.append(Finding(f"image {target.name}", OK, f"{target.tag} {pin.image_id[:19]}"))
         if target.personality == "linux32":
             findings.append(_container_personality(engine, target, pin.image_id))
     return findings
@@ -115,7 +115,7 @@ def _container_personality(engine, target, image: str) -> Finding:
         return Finding(check, FAIL, exc.message, "see the engine's log")
     machine = out.decode(errors="replace").strip()
     if code == 0 and machine in ("i386", "i486", "i586", "i686"):
-        return Finding(check, OK, f"uname -m in {target.image.tag} says {machine}")
+        return Finding(check, OK, f"uname -m in {target.tag} says {machine}")
     if code in (126, 127) or "exec format" in machine.lower():
         return Finding(check, FAIL, f"the image's 32-bit programs cannot run ({machine[:80]!r}, exit {code})",
                        "enable IA32 emulation in the kernel")

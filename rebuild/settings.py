@@ -3,7 +3,8 @@
 ==========================  ===================================================================
 variable                    meaning
 ==========================  ===================================================================
-REBUILD_HOME                the folder holding ``containers/`` and ``specs/`` (default: the checkout)
+REBUILD_HOME                the project folder, holding ``specs/`` and ``containers/`` (default: the nearest
+                            folder upward from the current one that holds either, else the current one)
 REBUILD_CACHE               the cache (default ``$XDG_CACHE_HOME/rebuild`` or ``~/.cache/rebuild``)
 REBUILD_MIRROR              ``FROM=TO`` URL prefix rewrites for downloads
 REBUILD_KEEP_CONTAINER      keep containers for debugging
@@ -24,7 +25,15 @@ from typing import Mapping
 
 from rebuild.errors import UsageError
 
-CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def find_project(start: Path) -> Path:
+    """The project folder: the nearest folder from *start* upward holding ``specs/`` or ``containers/``
+    (as cibuildwheel reads the project it runs in), else *start* itself."""
+    for folder in (start, *start.parents):
+        if (folder / "specs").is_dir() or (folder / "containers").is_dir():
+            return folder
+    return start
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
-        home = Path(env["REBUILD_HOME"]).resolve() if env.get("REBUILD_HOME") else CHECKOUT
+        home = Path(env["REBUILD_HOME"]).resolve() if env.get("REBUILD_HOME") else find_project(Path.cwd().resolve())
         if env.get("REBUILD_CACHE"):
             cache = Path(env["REBUILD_CACHE"]).resolve()
         else:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from rebuild.config.target import SHIPPED
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
@@ -139,7 +140,7 @@ def i686(tmp_path_factory):
               " Debian's i386 rpm 4.18, not rpm 4.0.4", file=sys.__stderr__)
     base = tmp_path_factory.mktemp("i686")
     home = base / "home"
-    shutil.copytree(ROOT / "containers" / "i686-test", home / "containers" / "i686-test")
+    shutil.copytree(SHIPPED / "i686-test", home / "containers" / "i686-test")
     target_yaml = home / "containers" / "i686-test" / "target.yaml"
     target_yaml.write_text(target_yaml.read_text().replace("tag: rebuild/i686-test:1", "tag: rebuild-test/i686-test:1"))
     env = {"REBUILD_HOME": str(home), "REBUILD_CACHE": str(base / "cache")}

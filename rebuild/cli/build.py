@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -198,17 +200,47 @@ def init(ctx: Context, srpm: str, target_name: str, output: Path | None, sha: st
     click.echo(written)
 
 
+#: the demo's example package: a C program whose spec has `%define errata 80` and `Release: 1.%{errata}`
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello"
+
+
+@cli.command()
+@click.option("--out", "out_dir", default="artifacts", show_default=True, type=click.Path(path_type=Path),
+              help="Results go to OUT/<name>-<version>-<release>/; the example's SRPM to OUT/.demo/.")
+@click.pass_context
+def demo(click_ctx: click.Context, out_dir: Path) -> None:
+    """Offline: pack the example package (errata 80) into an SRPM with the host's rpmbuild, make the testroot
+    image (cached) and build the SRPM there with errata=73 (Release 1.73)."""
+    from rebuild.config.target import load_target
+    from rebuild.hostcmd import run
+    from rebuild.roots.images import make_image
+
+    ctx: Context = click_ctx.obj
+    with tempfile.TemporaryDirectory() as top:
+        run(["rpmbuild", "-bs", "--quiet", "--define", f"_topdir {top}", "--define", f"_sourcedir {EXAMPLE}",
+             str(EXAMPLE / "hello.spec")], "packing the example SRPM", ctx.log)
+        (packed,) = Path(top, "SRPMS").glob("*.src.rpm")
+        (out_dir / ".demo").mkdir(parents=True, exist_ok=True)
+        srpm = Path(shutil.copy2(packed, out_dir / ".demo" / packed.name))
+    make_image(load_target("testroot", ctx.settings.home), ctx.engine(), ctx.log, cache=ctx.settings.cache)
+    click_ctx.invoke(build, recipes=(str(srpm),), target_name="testroot", out_dir=out_dir, sets=("errata=73",))
+
+
 @cli.command()
 @click.argument("recipes", nargs=-1, type=click.Path(path_type=Path))
 @pass_ctx
 def targets(ctx: Context, recipes: tuple[Path, ...]) -> None:
-    """List the targets RECIPES build on (all known targets when none is given)."""
+    """List the targets RECIPES build on, one name a line; without RECIPES every known target with where it
+    comes from (the project folder's containers/, or shipped with rebuild) and its definition file."""
     from rebuild.config.recipe import load_recipe
-    from rebuild.config.target import available_targets
+    from rebuild.config.target import SHIPPED, target_sources
 
-    names = sorted({load_recipe(p).target for p in recipes}) if recipes else available_targets(ctx.settings.home)
-    for name in names:
-        click.echo(name)
+    if recipes:
+        for name in sorted({load_recipe(p).target for p in recipes}):
+            click.echo(name)
+        return
+    for name, path in target_sources(ctx.settings.home).items():
+        click.echo(f"{name}\t{'shipped' if path.is_relative_to(SHIPPED) else 'project'}\t{path}")
 
 
 @cli.command()

@@ -7,6 +7,7 @@ usage, 3 environment (no engine, image missing), 10 build failed, 130 interrupte
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import sys
 from pathlib import Path
@@ -57,9 +58,14 @@ def complete_recipes(ctx, param, incomplete: str) -> list[str]:
 @click.version_option(__version__, prog_name="rebuild")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and results.")
 @click.option("-v", "--verbose", is_flag=True, help="Echo rpmbuild's output as it runs.")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path),
+              help="The project folder (specs/, containers/); default: REBUILD_HOME, else the nearest folder"
+                   " upward holding specs/ or containers/, else the current folder.")
 @click.pass_context
-def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+def cli(ctx: click.Context, quiet: bool, verbose: bool, home: Path | None) -> None:
     """Rebuild source RPMs from a newer release for an older one, in a container."""
+    if home is not None:  # one place decides: what reads the environment later sees it too
+        os.environ["REBUILD_HOME"] = str(home.resolve())
     try:
         ctx.obj = Context(quiet, verbose)
     except RebuildError as exc:  # a bad REBUILD_MIRROR

@@ -117,7 +117,7 @@ def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name
             except RebuildError:
                 deps.load_floors(manifest_path)  # the user's manifest's own error comes first
                 raise
-            versions = deps.installed_in_image(target.image.tag, ctx.engine, ctx.settings.cache, target.wrap,
+            versions = deps.installed_in_image(target.tag, ctx.engine, ctx.settings.cache, target.wrap,
                                                expected_id=pin.image_id, manifest=manifest_path)
         else:
             versions = deps.installed_in_image(image, ctx.engine, ctx.settings.cache, manifest=manifest_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rebuild.config.yamlfile import check_keys, did_you_mean, expect_mapping, expect_str, expect_str_list, load_yaml
 from rebuild.errors import ConfigError, UsageError
+from rebuild.settings import Settings
 
 _METHODS = ("debootstrap", "rpmtree")
 _PERSONALITIES = ("linux32", "linux64")
@@ -53,7 +54,8 @@ class Target:
 
         made_of = {
             # fields left empty are left out: a field a newer rebuild adds does not change existing keys
-            "image": {k: str(v) if isinstance(v, Path) else v for k, v in self.image.__dict__.items()
+            # the package list by file name (its content is below): the same definition in two folders is one
+            "image": {k: v.name if isinstance(v, Path) else v for k, v in self.image.__dict__.items()
                       if (v not in ("", (), None) or k in ("suite", "mirror", "include", "packages"))
                       and k != "registry"},
             "user": self.user,
@@ -64,6 +66,15 @@ class Target:
         }
         return hashlib.sha256(json.dumps(made_of, sort_keys=True).encode()).hexdigest()
 
+    @property
+    def tag(self) -> str:
+        """The engine tag of this definition's image: ``image.tag`` with the first 12 digits of the image key,
+        so two project folders (or users) whose definitions differ never move each other's tag."""
+        repository, colon, version = self.image.tag.rpartition(":")
+        if not colon or "/" in version:
+            repository, version = self.image.tag, "latest"
+        return f"{repository}:{version}-{self.image_key[:12]}"
+
     def wrap(self, argv: list[str]) -> list[str]:
         """Prefix *argv* with the personality wrapper, if the target has one."""
         return [self.personality, *argv] if self.personality else list(argv)
@@ -73,31 +84,38 @@ _TOP = ("description", "image", "arch", "personality", "build_command", "user", 
 _IMAGE = ("tag", "method", "suite", "mirror", "updates", "include", "packages", "registry")
 
 
-def targets_dir(home: Path | None = None) -> Path:
-    if home is None:
-        from rebuild.settings import Settings
+#: the targets rebuild ships (package data): found where the project folder does not define one of that name
+SHIPPED = Path(__file__).resolve().parent.parent / "targets"
 
+
+def target_sources(home: Path | None = None) -> dict[str, Path]:
+    """Every known target's definition file, by name: the project folder's ``containers/<name>/`` wins over
+    a shipped target of the same name."""
+    if home is None:
         home = Settings.from_env().home
-    return home / "containers"
+    found: dict[str, Path] = {}
+    for folder in (SHIPPED, home / "containers"):
+        if folder.is_dir():
+            found.update({p.parent.name: p for p in folder.glob("*/target.yaml")})
+    return dict(sorted(found.items()))
 
 
 def available_targets(home: Path | None = None) -> list[str]:
-    d = targets_dir(home)
-    return sorted(p.parent.name for p in d.glob("*/target.yaml")) if d.is_dir() else []
+    return list(target_sources(home))
 
 
 def load_target(name: str, home: Path | None = None) -> Target:
-    """Load ``containers/<name>/target.yaml`` under *home* (default: the settings'); unknown names get a
-    did-you-mean."""
+    """Load target *name*: the project folder's ``containers/<name>/target.yaml`` (*home*, default the
+    settings'), else the shipped one; unknown names get a did-you-mean."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise UsageError(f"target {name!r} is not a valid target name")
-    path = targets_dir(home) / name / "target.yaml"
-    if not path.is_file():
-        known = available_targets(home)
-
+    sources = target_sources(home)
+    path = sources.get(name)
+    if path is None:
+        known = list(sources)
         raise UsageError(
             f"unknown target {name!r}{did_you_mean(name, known)} (known: {', '.join(known) or 'none'};"
-            f" a target is a folder containers/<name>/ with target.yaml)"
+            f" a target is a folder containers/<name>/ with target.yaml in the project folder)"
         )
     data = expect_mapping(load_yaml(path, "target definition"), path, "a target", 1)
     check_keys(data, _TOP, path, "the target", required=("image", "arch", "build_command", "user"))

@@ -142,7 +142,7 @@ def build(
     with state.phase("verify-source"), log.step("verify source RPM"):
         info = check_srpm(recipe, srpm, digest)
     with state.phase("image"):
-        image_id = check_image(target, engine, settings.cache)
+        image_id = check_image(target, engine, settings.cache, log)
     if pin is None or image_id != pin.image_id:  # made or pulled meanwhile
         pin, key, key_inputs = buildindex.key_for(recipe, target, settings.cache, digest,
                                                   skip_deps_check=skip_deps_check, source_date_epoch=source_date_epoch)
@@ -154,7 +154,7 @@ def build(
                                 srpm.stat().st_size, info.nevra)),
         build_key=key,
         build_key_inputs=key_inputs,
-        target=TargetInfo(target.name, target.image.tag, image_id, target.arch, target.personality,
+        target=TargetInfo(target.name, target.tag, image_id, target.arch, target.personality,
                           target.build_command, target.definition_sha256, content_id=pin.content_id,
                           registry=pin.registry),
     )

@@ -55,15 +55,15 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False,
         pin = None
     else:
         log.info(f"reusing cached root {tarball}")
-    current = engine.image_id(target.image.tag)
+    current = engine.image_id(target.tag)
     if pin and current == pin.image_id:
-        log.info(f"image {target.image.tag} is up to date ({current[:19]})")
+        log.info(f"image {target.tag} is up to date ({current[:19]})")
         return pin if pin.content_id else pin_image(target, engine, current, pin.made_from, cache, pin.registry)[0]
     rootfs_sha = sha256_file(tarball)
-    with log.step(f"import {target.image.tag}"):
+    with log.step(f"import {target.tag}"):
         image_id = engine.import_rootfs(
             tarball,
-            target.image.tag,
+            target.tag,
             {
                 "org.rebuild.target": target.name,
                 "org.rebuild.definition": target.image_key,
@@ -71,7 +71,7 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False,
             },
         )
     pin, path = pin_image(target, engine, image_id, rootfs_sha, cache)
-    log.info(f"image {target.image.tag} is {image_id[:19]} (pinned in {path})")
+    log.info(f"image {target.tag} is {image_id[:19]} (pinned in {path})")
     return pin
 
 

@@ -67,7 +67,7 @@ def build_layer(target: Target, base_image: str, buildrequires: list[str] | None
     if not solution.new:
         return Layer(base_image, base_lock)
     key = hashlib.sha256("\n".join([base_image, *sorted(p.nevra for p in solution.new)]).encode()).hexdigest()
-    repository = target.image.tag.rpartition(":")[0] or target.image.tag
+    repository = target.tag.rpartition(":")[0] or target.tag
     tag = f"{repository}-layer:{key[:16]}"
     record = folder / "layers" / f"{key}.json"
     known = _read_record(record)

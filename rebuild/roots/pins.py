@@ -16,6 +16,7 @@ from pathlib import Path
 from rebuild.config.target import Target
 from rebuild.errors import EnvironmentProblem
 from rebuild.files import atomic_write
+from rebuild.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,11 @@ class Pin:
 
 
 def image_dir(target: Target, cache: Path | None = None) -> Path:
+    """``<cache>/images/<target>/<first 12 digits of its image key>/``: one folder per definition, so two
+    project folders defining a target of the same name keep their own pins, roots and locks."""
     if cache is None:
-        from rebuild.settings import Settings
-
         cache = Settings.from_env().cache
-    return cache / "images" / target.name
+    return cache / "images" / target.name / target.image_key[:12]
 
 
 def read_pin(target: Target, cache: Path | None = None) -> Pin | None:
@@ -56,7 +57,7 @@ def pin_image(target: Target, engine, image_id: str, made_from: str, cache: Path
               registry: str | None = None) -> tuple[Pin, Path]:
     """Pin *image_id* for *target* with its content identity; return the pin and where it is."""
     info = engine.inspect_image(image_id)
-    pin = Pin(target.name, target.image.tag, image_id, target.image_key, made_from,
+    pin = Pin(target.name, target.tag, image_id, target.image_key, made_from,
               content_id=info.content_id if info else None, registry=registry)
     return pin, write_pin(pin, target, cache)
 
@@ -83,15 +84,26 @@ def pinned(target: Target, cache: Path | None = None) -> Pin:
     return pin
 
 
-def check_image(target: Target, engine, cache: Path | None = None) -> str:
-    """The pinned image ID of *target*, or EnvironmentProblem saying what to run."""
+def check_image(target: Target, engine, cache: Path | None = None, log=None) -> str:
+    """The pinned image ID of *target*, or EnvironmentProblem saying what to run.
+
+    The pin names an image, not a tag: where the tag was re-made by another user or project folder on the
+    same engine, the pinned image is used by its ID while the engine has it; where it is gone and the
+    tag's image was made from the same definition, that image is pinned instead, and *log* says so."""
     pin = pinned(target, cache)
     fix = f"run `rebuild image {target.name}`"
-    current = engine.image_id(target.image.tag)
+    if engine.inspect_image(pin.image_id) is not None:
+        return pin.image_id
+    current = engine.inspect_image(target.tag)
     if current is None:
-        raise EnvironmentProblem(f"target {target.name}: image {target.image.tag} is not in the engine; {fix}")
-    if current != pin.image_id:
+        raise EnvironmentProblem(f"target {target.name}: image {target.tag} is not in the engine; {fix}")
+    if current.labels.get("org.rebuild.definition") != target.image_key:
         raise EnvironmentProblem(
-            f"target {target.name}: {target.image.tag} is {current[:19]}, not the pinned {pin.image_id[:19]}; {fix}"
+            f"target {target.name}: the pinned image {pin.image_id[:19]} is gone and {target.tag} was made from"
+            f" another definition; {fix}"
         )
-    return current
+    repinned, _ = pin_image(target, engine, current.id, pin.made_from, cache, pin.registry)
+    if log is not None:
+        log.warn(f"target {target.name}: the pinned image {pin.image_id[:19]} is gone; {target.tag} was re-made"
+                 f" elsewhere from the same definition, pinned it ({current.id[:19]})")
+    return repinned.image_id

@@ -38,7 +38,7 @@ def push_image(target: Target, engine, repository: str, log: Log, cache: Path | 
     pin = read_pin(target, cache)
     repo, tag = split_repository(repository)
     tag = tag or f"{target.name}-{(pin.content_id or image_id).split(':')[-1][:16]}"
-    with log.step(f"push {target.image.tag} to {repo}:{tag}"):
+    with log.step(f"push {target.tag} to {repo}:{tag}"):
         digest = engine.push(image_id, repo, tag)
     pin = replace(pin, registry=f"{repo}@{digest}")
     write_pin(pin, target, cache)
@@ -50,8 +50,8 @@ def pull_image(target: Target, engine, reference: str, log: Log, cache: Path | N
     """Pull REPOSITORY@sha256:... for *target*, check it was made from this definition, tag and pin it."""
     ref = parse_reference(reference)
     pin = read_pin(target, cache)
-    if pin and pin.registry == ref.pinned and engine.image_id(target.image.tag) == pin.image_id:
-        log.info(f"image {target.image.tag} is up to date ({ref.pinned})")
+    if pin and pin.registry == ref.pinned and engine.image_id(target.tag) == pin.image_id:
+        log.info(f"image {target.tag} is up to date ({ref.pinned})")
         return pin
     with log.step(f"pull {ref.pinned}"):
         info = engine.pull(ref)
@@ -65,9 +65,9 @@ def pull_image(target: Target, engine, reference: str, log: Log, cache: Path | N
         made_from = _take_lock(target, engine, info, ref.pinned, cache)
     else:
         made_from = info.labels.get("org.rebuild.rootfs") or f"registry:{ref.pinned}"
-    engine.tag(info.id, target.image.tag)
+    engine.tag(info.id, target.tag)
     pin, path = pin_image(target, engine, info.id, made_from, cache, registry=ref.pinned)
-    log.info(f"image {target.image.tag} is {info.id[:19]} from {ref.pinned} (pinned in {path})")
+    log.info(f"image {target.tag} is {info.id[:19]} from {ref.pinned} (pinned in {path})")
     return pin
 
 

@@ -128,9 +128,9 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
     lock = make_lock(target, locations, wants, locked_packages)
     made_from = hashlib.sha256((target.image_key + lock.sha256).encode()).hexdigest()
     pin = read_pin(target, cache)
-    if not force and pin and pin.made_from == made_from and engine.image_id(target.image.tag) == pin.image_id:
+    if not force and pin and pin.made_from == made_from and engine.image_id(target.tag) == pin.image_id:
         write_lock(lock_path(folder), lock)
-        log.info(f"image {target.image.tag} is up to date ({pin.image_id[:19]})")
+        log.info(f"image {target.tag} is up to date ({pin.image_id[:19]})")
         return pin if pin.content_id else pin_image(target, engine, pin.image_id, made_from, cache, pin.registry)[0]
     work = Path(tempfile.mkdtemp(prefix=".root-", dir=folder))
     try:
@@ -143,8 +143,8 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
             "org.rebuild.lock": lock.sha256,
             "org.rebuild.packages": hashlib.sha256("".join(f"{p.filename}\n" for p in lock.packages).encode()).hexdigest(),
         }
-        with log.step(f"import {target.image.tag}"):
-            image_id = engine.import_rootfs(tarball, target.image.tag, labels)
+        with log.step(f"import {target.tag}"):
+            image_id = engine.import_rootfs(tarball, target.tag, labels)
         if has_rpm:
             image_id = _register(target, engine, image_id, paths, locked_packages, work, log)
         else:
@@ -153,7 +153,7 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
         shutil.rmtree(work, ignore_errors=True)
     write_lock(lock_path(folder), lock)
     pin, path = pin_image(target, engine, image_id, made_from, cache)
-    log.info(f"image {target.image.tag} is {image_id[:19]} (pinned in {path}; lock {lock_path(folder)})")
+    log.info(f"image {target.tag} is {image_id[:19]} (pinned in {path}; lock {lock_path(folder)})")
     return pin
 
 
@@ -261,7 +261,7 @@ def _register(target: Target, engine: Engine, image_id: str, paths: list[Path], 
             if problems:
                 raise EnvironmentProblem(f"the image's own rpm finds unmet dependencies: {'; '.join(problems[:5])}"
                                          + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
-            return box.commit(target.image.tag)
+            return box.commit(target.tag)
 
 
 def _berkeley_db_rpm(target: Target, box) -> bool:

@@ -72,11 +72,35 @@ def extract(chunks: Iterable[bytes], dest_parent: Path, expected_top: str, host_
                 if host_name is not None:
                     member.name = f"{host_name}/{rest}" if rest else host_name
             _clear_types(dest_parent, members)
-            tar.extractall(dest_parent, members=members, filter="data")
+            if getattr(tarfile, "data_filter", None) is not None:
+                tar.extractall(dest_parent, members=members, filter="data")
+            else:  # Python < 3.11.4 (Debian 12's 3.11.2) has no extraction filters
+                tar.extractall(dest_parent, members=[data_member(m, dest_parent) for m in members])
     except (tarfile.TarError, OSError) as exc:
         raise BuildFailed(f"copying {expected_top} out of the container failed: {exc}") from None
     finally:
         spool.close()
+
+
+def data_member(member: tarfile.TarInfo, dest_parent: Path) -> tarfile.TarInfo:
+    """What tarfile's ``data`` filter does, for Pythons without it: refuse absolute names, ``..``, links
+    that leave *dest_parent*, devices and FIFOs; drop set-id bits and owners (nothing is chowned)."""
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or ".." in name.parts:
+        raise tarfile.TarError(f"{member.name!r} leaves the destination")
+    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+        raise tarfile.TarError(f"{member.name!r} is a device or FIFO")
+    if member.issym() or member.islnk():
+        target = PurePosixPath(member.linkname)
+        base = name.parent if member.issym() else PurePosixPath()
+        resolved = os.path.normpath(base / target)
+        if target.is_absolute() or resolved == ".." or resolved.startswith("../"):
+            raise tarfile.TarError(f"{member.name!r} links outside the destination ({member.linkname!r})")
+    member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+    member.mode &= 0o755
+    if member.isreg() and not member.mode & 0o100:
+        member.mode &= ~0o111
+    return member
 
 
 def _clear_types(dest_parent: Path, members: list[tarfile.TarInfo]) -> None:

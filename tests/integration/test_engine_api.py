@@ -34,7 +34,7 @@ def test_exec_output_exit_code_and_files_both_ways(api_engine, testroot, tmp_pat
     engine, kind = api_engine
     assert isinstance(engine.api, dockerapi.SdkAPI if kind == "sdk" else dockerapi.LiteAPI)
     (tmp_path / "in.txt").write_text("from the host\n")
-    image = engine.image_id(testroot.image.tag)
+    image = engine.image_id(testroot.tag)
     with engine.container(image, mounts=[Mount(tmp_path, "/data")], hostname="api.test.invalid") as box:
         chunks: list[bytes] = []
         code = box.run(["sh", "-c", "cat /data/in.txt; echo to-stderr >&2; hostname -f; exit 3"], output=chunks.append)
@@ -54,8 +54,8 @@ def test_exec_output_exit_code_and_files_both_ways(api_engine, testroot, tmp_pat
 
 def test_inspect_and_the_errors_for_what_does_not_exist(api_engine, testroot):
     engine, _ = api_engine
-    info = engine.inspect_image(testroot.image.tag)
-    assert info.id == engine.image_id(testroot.image.tag) and info.content_id.startswith("sha256:")
+    info = engine.inspect_image(testroot.tag)
+    assert info.id == engine.image_id(testroot.tag) and info.content_id.startswith("sha256:")
     assert engine.inspect_image("rebuild-test/no-such-image:1") is None
     assert engine.image_id("rebuild-test/no-such-image:1") is None
     with pytest.raises(dockerapi.NotFound):
@@ -65,10 +65,10 @@ def test_inspect_and_the_errors_for_what_does_not_exist(api_engine, testroot):
 
 
 def test_the_identity_is_the_sdks_attributes_hashed(testroot):
-    attrs = docker.from_env().api.inspect_image(testroot.image.tag)
+    attrs = docker.from_env().api.inspect_image(testroot.tag)
     from rebuild.systems.dockerimages import content_id
 
-    assert DockerEngine().inspect_image(testroot.image.tag).content_id == content_id(attrs)
+    assert DockerEngine().inspect_image(testroot.tag).content_id == content_id(attrs)
 
 
 def _tar(files: dict[str, bytes]) -> bytes:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA, ROOT, make_srpm, run_cli, write_recipe
+from tests.conftest import DATA, make_srpm, run_cli, write_recipe
+from rebuild.cli.build import EXAMPLE
 
 pytestmark = pytest.mark.docker
 
@@ -21,7 +22,7 @@ def demo(tmp_path_factory, testroot) -> tuple[Path, Path, str]:
     """The demo package (specs/examples/hello) built with errata 73 and --check-reproducible:
     (result folder, out folder, the command's stderr)."""
     base = tmp_path_factory.mktemp("evidence")
-    srpm = make_srpm(ROOT / "specs" / "examples" / "hello" / "hello.spec", base / "srpm")
+    srpm = make_srpm(EXAMPLE / "hello.spec", base / "srpm")
     recipe = write_recipe(base, srpm, extra='spec:\n  macros:\n    errata: "73"\n')
     out = base / "out"
     proc = run_cli("build", str(recipe), "--out", str(out), "--check-reproducible")
@@ -113,7 +114,7 @@ def test_a_package_that_records_its_build_time_is_reported_with_that_file(testro
 
 
 def test_without_source_date_epoch_rpm_418_differs_in_build_time_and_host(testroot, tmp_path, demo):
-    srpm = make_srpm(ROOT / "specs" / "examples" / "hello" / "hello.spec", tmp_path / "srpm")
+    srpm = make_srpm(EXAMPLE / "hello.spec", tmp_path / "srpm")
     recipe = write_recipe(tmp_path, srpm, extra='spec:\n  macros:\n    errata: "73"\n')
     proc = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), "--check-reproducible", "--no-source-date-epoch")
     assert proc.returncode == 1, proc.stderr

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import DATA, ROOT, copy_case, make_srpm, run_cli
 from tests.httpfault import FaultServer
 from tests.rpmtree_data import make_tree
+from rebuild.config.target import SHIPPED
 
 pytestmark = pytest.mark.docker
 
@@ -51,7 +52,7 @@ def test_a_target_with_default_trees(tmp_path):
         proc = run_cli("image", "t", env=env)
     assert proc.returncode == 0, proc.stderr
     assert server.url in proc.stderr, "the defaults were read"
-    lock = json.loads((tmp_path / "cache" / "images" / "t" / "root.lock.json").read_text())
+    lock = json.loads(next((tmp_path / "cache" / "images" / "t").glob("*/root.lock.json")).read_text())
     assert {p["name"]: p["origin"] for p in lock["packages"]} == {"busybox": "os", "tool": "updates"}
 
 
@@ -89,7 +90,7 @@ def test_init_writes_a_recipe_that_builds_as_is(tmp_path, testroot):
     home = tmp_path / "home"
     (home / "specs").mkdir(parents=True)
     shutil_copy = __import__("shutil").copytree
-    shutil_copy(ROOT / "containers" / "testroot", home / "containers" / "testroot")
+    shutil_copy(SHIPPED / "testroot", home / "containers" / "testroot")
     env = {"REBUILD_HOME": str(home)}
     proc = run_cli("init", str(srpm), "--target", "testroot", env=env)
     assert proc.returncode == 0, proc.stderr

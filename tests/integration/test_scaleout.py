@@ -14,6 +14,9 @@ import pytest
 
 from tests.conftest import ROOT, make_srpm, run_cli, write_recipe
 from tests.engines import Registry, SecondEngine, Unavailable
+from rebuild.config.target import SHIPPED, load_target
+from rebuild.roots.pins import image_dir
+from rebuild.cli.build import EXAMPLE
 
 pytestmark = pytest.mark.docker
 
@@ -39,6 +42,13 @@ def pushed(servers) -> str:
     return ref
 
 
+TESTROOT = load_target("testroot")
+
+
+def pin_file(cache: Path) -> Path:
+    return image_dir(TESTROOT, cache) / "pin.json"
+
+
 def remote_env(servers, name: str) -> dict:
     """Another host: the second engine, its own rebuild cache."""
     _, engine, base = servers
@@ -50,12 +60,11 @@ def test_push_then_pull_by_digest_gives_the_same_image(servers, pushed):
     env = remote_env(servers, "pull")
     proc = run_cli("image", "testroot", "--pull", pushed, env=env)
     assert proc.returncode == 0, proc.stderr
-    local_pin = json.loads((Path(os.environ.get("REBUILD_CACHE", Path.home() / ".cache/rebuild"))
-                            / "images/testroot/pin.json").read_text())
-    remote_pin = json.loads((Path(env["REBUILD_CACHE"]) / "images/testroot/pin.json").read_text())
+    local_pin = json.loads(pin_file(Path(os.environ.get("REBUILD_CACHE", Path.home() / ".cache/rebuild"))).read_text())
+    remote_pin = json.loads(pin_file(Path(env["REBUILD_CACHE"])).read_text())
     assert remote_pin["content_id"] == local_pin["content_id"] and remote_pin["registry"] == pushed
     assert local_pin["registry"] == pushed, "the push pinned its digest"
-    assert engine.docker("image", "inspect", "-f", "{{.Id}}", "rebuild/testroot:1").stdout.strip() == remote_pin["image_id"]
+    assert engine.docker("image", "inspect", "-f", "{{.Id}}", TESTROOT.tag).stdout.strip() == remote_pin["image_id"]
     again = run_cli("image", "testroot", "--pull", pushed, env=env)
     assert again.returncode == 0 and "up to date" in again.stderr
 
@@ -77,7 +86,7 @@ def test_a_tag_alone_is_refused_and_a_moved_tag_does_not_move_the_pin(servers, p
     assert engine.docker("push", f"{repository}:{tag}").returncode == 0
     proc = run_cli("image", "testroot", "--pull", f"{repository}:{tag}@{pushed.split('@')[1]}", env=env)
     assert proc.returncode == 0, proc.stderr
-    pin = json.loads((Path(env["REBUILD_CACHE"]) / "images/testroot/pin.json").read_text())
+    pin = json.loads(pin_file(Path(env["REBUILD_CACHE"])).read_text())
     assert pin["registry"] == pushed
 
 
@@ -85,7 +94,7 @@ def test_an_image_of_another_definition_is_refused(servers, pushed, tmp_path):
     _, _, base = servers
     home = tmp_path / "home"
     (home / "containers" / "testroot").mkdir(parents=True)
-    definition = (ROOT / "containers/testroot/target.yaml").read_text().replace("[rpm, gcc,", "[rpm, gcc, less,")
+    definition = (SHIPPED / "testroot" / "target.yaml").read_text().replace("[rpm, gcc,", "[rpm, gcc, less,")
     (home / "containers/testroot/target.yaml").write_text(definition)
     env = {**remote_env(servers, "other"), "REBUILD_HOME": str(home)}
     proc = run_cli("image", "testroot", "--pull", pushed, env=env)
@@ -101,7 +110,7 @@ def test_content_that_does_not_match_the_digest_is_refused(servers, pushed, tmp_
     registry, engine, _ = servers
     repository = f"{registry.address}/rebuild/tampered"
     name = f"rebuild-tamper-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "run", "--name", name, "--network", "none", "rebuild/testroot:1", "sh", "-c",
+    subprocess.run(["docker", "run", "--name", name, "--network", "none", TESTROOT.tag, "sh", "-c",
                     f"echo {name} > /unique"], check=True, capture_output=True)
     try:
         subprocess.run(["docker", "commit", name, f"{repository}:v1"], check=True, capture_output=True)
@@ -120,14 +129,14 @@ def test_content_that_does_not_match_the_digest_is_refused(servers, pushed, tmp_
     proc = run_cli("image", "testroot", "--pull", f"{repository}@{digest}", env=env)
     assert proc.returncode == 1, proc.stderr
     assert "refused" in proc.stderr and "does not match the digest" in proc.stderr
-    assert not (Path(env["REBUILD_CACHE"]) / "images/testroot/pin.json").exists()
+    assert not pin_file(Path(env["REBUILD_CACHE"])).exists()
 
 
 def test_a_build_on_the_remote_engine_has_no_bind_mounts_and_the_same_rpms(servers, pushed, tmp_path):
     registry, engine, _ = servers
     env = {**remote_env(servers, "build"), "REBUILD_KEEP_CONTAINER": "1"}
     assert run_cli("image", "testroot", "--pull", pushed, env=env).returncode == 0
-    srpm = make_srpm(ROOT / "specs/examples/hello/hello.spec", tmp_path / "srpm")
+    srpm = make_srpm(EXAMPLE / "hello.spec", tmp_path / "srpm")
     recipe = write_recipe(tmp_path, srpm, extra='spec:\n  macros:\n    errata: "73"\n')
     before = set(engine.docker("ps", "-aq").stdout.split())
     remote = run_cli("build", str(recipe), "--out", str(tmp_path / "remote"), env=env)

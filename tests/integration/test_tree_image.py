@@ -15,6 +15,7 @@ from rebuild.roots.unpack import UnsafePayload, unpack
 from tests.conftest import ROOT, run_cli
 from tests.httpfault import FaultServer
 from tests.rpmtree_data import build_rpm, make_tree, simple_spec
+from rebuild.config.target import SHIPPED
 
 pytestmark = pytest.mark.docker
 
@@ -146,7 +147,7 @@ def test_rh73_definition_on_a_test_tree_with_its_own_rpm(tmp_path, engine):
     from tests.rpmtree_data import RH73_REQUIRES, SENDMAIL_73_BUILDREQUIRES, make_rh73_tree
 
     home = tmp_path / "home"
-    shutil.copytree(ROOT / "containers" / "rh73", home / "containers" / "rh73")
+    shutil.copytree(SHIPPED / "rh73", home / "containers" / "rh73")
     shutil.copytree(ROOT / "specs", home / "specs")
     target_yaml = home / "containers" / "rh73" / "target.yaml"
     target_yaml.write_text(target_yaml.read_text().replace("tag: rebuild/rh73:1", "tag: rebuild-test/rh73:1"))

@@ -63,7 +63,7 @@ def setup(tmp_path, packages):
     srpm, built = packages
     settings = Settings(home=Path(__file__).parents[2], cache=tmp_path / "cache")
     target = load_target("testroot")
-    write_pin(Pin(target.name, target.image.tag, "sha256:pinned", target.image_key, "x"), target, settings.cache)
+    write_pin(Pin(target.name, target.tag, "sha256:pinned", target.image_key, "x"), target, settings.cache)
     floors = tmp_path / "floors.yaml"
     floors.write_text("floors:\n  rpm: '4.18'\n")
     recipe = tmp_path / "greeting.yaml"
@@ -88,7 +88,7 @@ def setup(tmp_path, packages):
             shutil.copy(rpm, work / "SRPMS" / rpm.name)
         return 0, b"Wrote: greeting-2.1-3.73\n"
 
-    engine = FakeEngine(images={target.image.tag: "sha256:pinned"}, answers={
+    engine = FakeEngine(images={target.tag: "sha256:pinned"}, answers={
         ("sh", "-c"): shell,
         ("rpmspec", "-q"): (0, b"3.73\nrpm-build >= 4\n"),
         ("rpm", "-qa"): (0, b"rebuild-pkg rpm (none) 4.18.0 4\n"),

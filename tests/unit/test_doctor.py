@@ -19,8 +19,8 @@ from tests.unit.fake_engine import FakeEngine
 def test_a_refused_personality_in_a_32bit_image(tmp_path):
     settings = Settings(home=ROOT, cache=tmp_path / "cache")
     target = load_target("rh73")
-    write_pin(Pin("rh73", target.image.tag, "sha256:old", target.image_key, "x"), target, settings.cache)
-    engine = FakeEngine(images={target.image.tag: "sha256:old"},
+    write_pin(Pin("rh73", target.tag, "sha256:old", target.image_key, "x"), target, settings.cache)
+    engine = FakeEngine(images={target.tag: "sha256:old"},
                         answers={("linux32", "uname", "-m"): (0, b"x86_64\n")})
     findings = {f.check: f for f in check_targets(engine, settings)}
     assert findings["image rh73"].status == OK

@@ -88,13 +88,13 @@ def test_pull_checks_the_definition_and_pins_by_digest(tmp_path):
     engine.labels["sha256:made-elsewhere"] = {"org.rebuild.definition": target.image_key, "org.rebuild.rootfs": "r"}
     pin = pull_image(target, engine, ref, Log(quiet=True), tmp_path)
     assert (pin.image_id, pin.registry, pin.made_from) == ("sha256:made-elsewhere", ref, "r")
-    assert pin.content_id == "content:sha256:made-elsewhere" and engine.images[target.image.tag] == pin.image_id
+    assert pin.content_id == "content:sha256:made-elsewhere" and engine.images[target.tag] == pin.image_id
 
 
 def test_push_pins_the_digest(tmp_path):
     target = load_target("testroot")
     engine = FakeEngine()
-    engine.images[target.image.tag] = "sha256:here"
+    engine.images[target.tag] = "sha256:here"
     from rebuild.roots.pins import pin_image
 
     pin_image(target, engine, "sha256:here", "made", tmp_path)

@@ -116,8 +116,8 @@ def test_verify_with_the_fake_engine_records_the_checks(old, tmp_path):
                       "target: testroot\nchecks:\n  - name: branch\n    run: [cat, /usr/share/mailer/branch.txt]\n"
                       "    expect_stdout: branch=rh73\n")
     target = load_target("testroot")
-    write_pin(Pin("testroot", target.image.tag, "sha256:p", target.image_key, "x"), target, tmp_path / "cache")
-    engine = FakeEngine(images={target.image.tag: "sha256:p"}, answers={
+    write_pin(Pin("testroot", target.tag, "sha256:p", target.image_key, "x"), target, tmp_path / "cache")
+    engine = FakeEngine(images={target.tag: "sha256:p"}, answers={
         ("rpm", "-Uvh"): (0, b""), ("cat",): (0, b"errata=73 branch=rh73\n")})
     results = verify_result(old, engine, Log(quiet=True), recipe_path=recipe, cache=tmp_path / "cache")
     assert [(r.name, r.passed) for r in results] == [("install", True), ("branch", True)]
