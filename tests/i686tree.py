@@ -32,13 +32,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def _find_rpm404() -> Path:
-    """The genuine rpm 4.0.4's root tarball: REBUILD_TEST_RPM404, else the workplace's ``shared`` folder
-    beside this checkout, or beside the repository it was cloned from (CI runs on a fresh clone
-    somewhere else). The first candidate where none exists."""
-    if os.environ.get("REBUILD_TEST_RPM404"):
-        return Path(os.environ["REBUILD_TEST_RPM404"])
-    relative = Path("shared", "rpm-4.0.4", "rpm-4.0.4-i386-root.tar.gz")
+def find_shared(relative: Path, variable: str) -> Path:
+    """A file or folder of the workplace's ``shared`` folder: *variable* (an environment variable), else
+    ``shared/RELATIVE`` beside this checkout, or beside the repository it was cloned from (CI runs on a fresh
+    clone somewhere else). The first candidate where none exists."""
+    if os.environ.get(variable):
+        return Path(os.environ[variable])
+    relative = Path("shared", relative)
     candidates = [HERE.parent.parent / relative]
     try:
         origin = subprocess.run(["git", "-C", str(HERE.parent), "remote", "get-url", "origin"], capture_output=True,
@@ -48,11 +48,14 @@ def _find_rpm404() -> Path:
     origin = origin.removeprefix("file://")
     if origin.startswith("/"):  # a clone of a folder on this machine (not a URL, not host:path)
         candidates.append(Path(origin).resolve().parent / relative)
-    return next((c for c in candidates if c.is_file()), candidates[0])
+    return next((c for c in candidates if c.exists()), candidates[0])
 
 
-RPM404 = _find_rpm404()
-FORMAT = 15  # bump when the repackaging changes: the cached tree is made again
+#: the genuine rpm 4.0.4's root tarball
+RPM404 = find_shared(Path("rpm-4.0.4", "rpm-4.0.4-i386-root.tar.gz"), "REBUILD_TEST_RPM404")
+#: 14 real SRPMs of 1999 (Conectiva Linux 4) packed by rpm 4.0.4
+ERA_SRPMS = find_shared(Path("era-srpms"), "REBUILD_TEST_ERA_SRPMS")
+FORMAT = 17  # bump when the repackaging changes: the cached tree is made again
 
 # what the build root needs (and, for the sendmail procedure, what sendmail needs); apt adds the closure
 WANTED = [
@@ -60,6 +63,8 @@ WANTED = [
     "findutils", "patch", "make", "file", "binutils", "gcc", "libc6-dev", "zlib1g", "zlib1g-dev", "libssl3",
     "libssl-dev", "libgdbm-dev", "m4", "libdb5.3-dev", "libsasl2-dev", "libsasl2-modules", "hostname", "procps",
     "openssl",
+    # what 1999-2003 specs use without declaring it (Red Hat's build hosts had the development tools group)
+    "flex", "bison", "autoconf", "automake", "gettext", "libncurses-dev", "libpopt-dev", "unzip", "perl",
 ]
 # Debian name -> Red Hat name, for the packages recipes and floors name
 RH_NAMES = {
@@ -67,6 +72,7 @@ RH_NAMES = {
     "libssl3": "openssl-libs", "libssl-dev": "openssl-devel", "libgdbm6": "gdbm", "libgdbm-dev": "gdbm-devel",
     "libdb5.3": "db4", "libdb5.3-dev": "db4-devel", "libsasl2-2": "cyrus-sasl", "libsasl2-dev": "cyrus-sasl-devel",
     "libsasl2-modules": "cyrus-sasl-plain", "gcc-12": "gcc12",
+    "libncurses6": "ncurses", "libncurses-dev": "ncurses-devel", "libpopt0": "popt", "libpopt-dev": "popt-devel",
 }
 # capabilities Red Hat's packages provided that these stand in for
 EXTRA_PROVIDES = {
@@ -174,11 +180,35 @@ def _alternatives(value: str) -> list[list[str]]:
     return groups
 
 
+def _red_hat_shape(package: str, root: Path) -> None:
+    """Where 1999-2003 specs and Makefiles notice: bash owns /bin/sh (Red Hat's /bin/sh was bash, and rpm runs
+    every scriptlet with it: ``{a,b}`` brace expansion), and headers are in /usr/include itself, not in
+    Debian's multiarch /usr/include/i386-linux-gnu (a 2002 Makefile names /usr/include/sys/...)."""
+    if package == "dash":
+        for name in ("bin/sh", "usr/share/man/man1/sh.1.gz"):
+            if os.path.lexists(root / name):
+                os.unlink(root / name)
+    if package == "bash" and not os.path.lexists(root / "bin" / "sh"):
+        (root / "bin" / "sh").symlink_to("bash")
+    multiarch = root / "usr" / "include" / "i386-linux-gnu"
+    if multiarch.is_dir():
+        for entry in sorted(multiarch.rglob("*")):
+            if entry.is_dir() and not entry.is_symlink():
+                continue
+            dest = root / "usr" / "include" / entry.relative_to(multiarch)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(dest):
+                os.rename(entry, dest)
+        shutil.rmtree(multiarch)
+
+
 def _alternatives_links(deb: Path, root: Path) -> None:
     """The links a package's postinst makes with update-alternatives (/usr/bin/awk -> gawk), as files of the
     package: a Red Hat package carried them itself, and no Debian maintainer script runs here."""
     script = subprocess.run(["sh", "-c", f"dpkg-deb --ctrl-tarfile '{deb}' | tar -xOf - ./postinst 2>/dev/null"],
                             capture_output=True, text=True).stdout.replace("\\\n", " ")
+    for name, value in re.findall(r"^(\w+)=(\S+)$", script, flags=re.M):  # automake: ver=1.16, then $ver
+        script = script.replace("${" + name + "}", value).replace("$" + name, value)
     for m in re.finditer(r"update-alternatives\s+(?:--quiet\s+)?--install\s+(/\S+)\s+\S+\s+(/\S+)\s+\d+"
                          r"((?:\s+--slave\s+/\S+\s+\S+\s+/\S+)*)", script):
         pairs = [(m.group(1), m.group(2))]
@@ -223,6 +253,7 @@ class Repackager:
         root.mkdir(parents=True)
         subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
         _alternatives_links(deb, root)
+        _red_hat_shape(self.info[deb]["Package"], root)
         if self.info[deb]["Package"] == "rpm":
             # Debian's rpm keeps a per-user rpmdb (~/.rpmdb); a Red Hat system has one, /var/lib/rpm
             (root / "etc" / "rpm").mkdir(parents=True, exist_ok=True)

@@ -78,7 +78,9 @@ def implied_recipe(text: str, target: str, sets: tuple[tuple[str, str], ...], fl
         sha256 = sha256_file(ref.local)
     text_yaml = yaml.safe_dump(_recipe_data(ref, target, sha256, dict(sets), floors), sort_keys=False)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name_of(ref.name)}.yaml"
+    # named by the SRPM's file name and digest: two SRPMs of one name (less-332-8cl, less-332-9cl) in one
+    # command each get their own recipe, and the evidence of each names its own input
+    path = folder / f"{ref.name.removesuffix('.rpm').removesuffix('.src')}-{sha256[:12]}.yaml"
     atomic_write(path, text_yaml)
     return load_recipe(path), text_yaml
 

@@ -7,6 +7,7 @@ the SRPM's file name (a bare name, never a path), the URLs, the key files, the f
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ from rebuild.config.yamlfile import (
     expect_mapping,
     expect_str,
     expect_str_list,
-    load_yaml,
+    parse_yaml,
+    read_yaml_bytes,
 )
 from rebuild.errors import ConfigError, RebuildError, UsageError
 from rebuild.files import SAFE_NAME, read_user_file
@@ -27,6 +29,7 @@ from rebuild.files import SAFE_NAME, read_user_file
 # a macro's name, with the options of a parametric macro where it is one: errata, foo(), foo(a:b)
 MACRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\([A-Za-z0-9:-]*\))?$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_PATCH = 16 << 20
 _SUFFIX = re.compile(r"^[A-Za-z0-9._+~^]+$")
 
 
@@ -41,21 +44,40 @@ class Source:
 
 
 @dataclass(frozen=True)
+class SpecPatch:
+    """A patch file beside the recipe, added to the spec as ``PatchN:`` and applied in %prep with ``-pLEVEL``."""
+
+    path: Path
+    level: int
+    sha256: str  # of the file as the recipe was loaded: part of the build key and the evidence
+
+
+@dataclass(frozen=True)
 class SpecEdits:
     macros: tuple[tuple[str, str], ...] = ()
     add_macros: tuple[tuple[str, str], ...] = ()
     release_suffix: str = ""
+    patches: tuple[SpecPatch, ...] = ()
+    buildrequires_add: tuple[str, ...] = ()
+    buildrequires_remove: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.macros or self.add_macros or self.release_suffix)
+        return not (self.macros or self.add_macros or self.release_suffix or self.patches
+                    or self.buildrequires_add or self.buildrequires_remove)
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "macros": dict(self.macros),
             "add_macros": dict(self.add_macros),
             "release_suffix": self.release_suffix,
         }
+        # only where used: recipes without a backport keep the build keys they had
+        if self.patches:
+            out["patches"] = [{"file": p.path.name, "level": p.level, "sha256": p.sha256} for p in self.patches]
+        if self.buildrequires_add or self.buildrequires_remove:
+            out["buildrequires"] = {"add": list(self.buildrequires_add), "remove": list(self.buildrequires_remove)}
+        return out
 
 
 @dataclass(frozen=True)
@@ -74,6 +96,14 @@ class Recipe:
     spec: SpecEdits = field(default_factory=SpecEdits)
     floors: FloorsManifest | None = None
     checks: tuple[Check, ...] = ()
+    #: "root" where the recipe builds as root (1999 Makefiles that `install -o root`), else "" (the target's user)
+    build_user: str = ""
+    #: the recipe's text as it was read: what the manifest and provenance record, whatever the file says later
+    text: str = field(default="", repr=False, compare=False)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
 
     def resolve(self, ref: str) -> str:
         """A URL as given, or a path made absolute against the recipe's folder."""
@@ -82,9 +112,14 @@ class Recipe:
         return str((self.path.parent / ref).resolve())
 
 
-_TOP_KEYS = ("name", "source", "spec", "target", "floors", "checks")
+_TOP_KEYS = ("name", "source", "spec", "target", "floors", "checks", "build")
 _SOURCE_KEYS = ("srpm", "urls", "sha256", "gpg_keys")
-_SPEC_KEYS = ("macros", "add_macros", "release_suffix")
+_SPEC_KEYS = ("macros", "add_macros", "release_suffix", "patches", "buildrequires")
+_PATCH_KEYS = ("file", "level")
+_BUILDREQUIRES_KEYS = ("add", "remove")
+_BUILD_KEYS = ("user",)
+# a BuildRequires entry: a name (or capability) with an optional version comparison
+_BUILDREQUIRES = re.compile(r"^[A-Za-z0-9_/.+()-]+(?:\s*(?:<|>|<=|>=|=)\s*[A-Za-z0-9_.:+~^-]+)?$")
 _CHECK_KEYS = ("name", "run", "expect_stdout")
 
 
@@ -125,7 +160,8 @@ def check_url(url: str) -> str | None:
 def load_recipe(path: Path) -> Recipe:
     """Read and validate a recipe; every error names the file and line."""
     path = Path(path)
-    data = load_yaml(path, "recipe")
+    raw = read_yaml_bytes(path, "recipe")
+    data = parse_yaml(raw, path, "recipe")
     top = expect_mapping(data, path, "a recipe", 1)
     check_keys(top, _TOP_KEYS, path, "the recipe", required=("name", "source", "target"))
     name = expect_str(top["name"], path, "name", top.line_of("name"))
@@ -142,6 +178,8 @@ def load_recipe(path: Path) -> Recipe:
         spec=_spec(top, path),
         floors=_floors(top, path),
         checks=_checks(top, path),
+        build_user=_build_user(top, path),
+        text=raw.decode("utf-8"),
     )
 
 
@@ -208,11 +246,68 @@ def _spec(top: Mapping, path: Path) -> SpecEdits:
     problem = check_release_suffix(suffix)
     if problem:
         raise ConfigError(f"{path}:{spec.line_of('release_suffix')}: spec.{problem.replace('release suffix', 'release_suffix', 1)}")
+    add, remove = _buildrequires(spec, path)
     return SpecEdits(
         macros=_macro_map(spec, "macros", path),
         add_macros=_macro_map(spec, "add_macros", path),
         release_suffix=suffix,
+        patches=_patches(spec, path),
+        buildrequires_add=add,
+        buildrequires_remove=remove,
     )
+
+
+def _patches(spec: Mapping, path: Path) -> tuple[SpecPatch, ...]:
+    raw = spec.get("patches")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}:{spec.line_of('patches')}: spec.patches must be a list of {{file: F, level: N}}")
+    patches = []
+    for item, line in zip(raw, raw.item_lines):
+        item = expect_mapping(item, path, "a patch", line)
+        check_keys(item, _PATCH_KEYS, path, "a patch", required=("file",))
+        name = expect_str(item["file"], path, "patch file", item.line_of("file"))
+        file = (path.parent / name).resolve()
+        if "/" in name or not SAFE_NAME.match(name) or not file.is_file():
+            raise ConfigError(f"{path}:{item.line_of('file')}: patch {name!r} must be a file beside the recipe"
+                              f" (looked at {file})")
+        level = str(item.get("level", 1))
+        if not level.isdigit() or int(level) > 9:
+            raise ConfigError(f"{path}:{item.line_of('level')}: patch level must be a number from 0 to 9 (-pN)")
+        data = read_user_file(file, "patch file", max_bytes=MAX_PATCH)
+        patches.append(SpecPatch(file, int(level), hashlib.sha256(data).hexdigest()))
+    if len({p.path.name for p in patches}) != len(patches):
+        raise ConfigError(f"{path}:{spec.line_of('patches')}: a patch file is listed twice")
+    return tuple(patches)
+
+
+def _buildrequires(spec: Mapping, path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if spec.get("buildrequires") is None:
+        return (), ()
+    section = expect_mapping(spec["buildrequires"], path, "spec.buildrequires", spec.line_of("buildrequires"))
+    check_keys(section, _BUILDREQUIRES_KEYS, path, "spec.buildrequires")
+    lists = []
+    for key in _BUILDREQUIRES_KEYS:
+        items = expect_str_list(section.get(key), path, f"spec.buildrequires.{key}", section.line_of(key))
+        for item in items:
+            if not _BUILDREQUIRES.match(item) or (key == "remove" and " " in item.strip()):
+                raise ConfigError(f"{path}:{section.line_of(key)}: spec.buildrequires.{key}: {item!r} is not"
+                                  + (" a package name" if key == "remove" else " NAME or NAME >= VERSION"))
+        lists.append(tuple(" ".join(i.split()) for i in items))
+    return lists[0], lists[1]
+
+
+def _build_user(top: Mapping, path: Path) -> str:
+    if top.get("build") is None:
+        return ""
+    build = expect_mapping(top["build"], path, "build", top.line_of("build"))
+    check_keys(build, _BUILD_KEYS, path, "build")
+    user = expect_str(build.get("user", ""), path, "build.user", build.line_of("user"), empty_ok=True)
+    if user not in ("", "root"):
+        raise ConfigError(f"{path}:{build.line_of('user')}: build.user may only be root (for Makefiles that"
+                          " `install -o root`); leave it out to build as the target's user")
+    return user
 
 
 def _floors(top: Mapping, path: Path) -> FloorsManifest | None:

@@ -25,6 +25,10 @@ class BatchItem:
     duration: float
 
 
+#: the lines of a failed build's log tail printed beside its name when several build at once
+FAILURE_TAIL = 8
+
+
 def build_many(
     jobs: list[tuple[Recipe, Target]],
     engine: Engine,
@@ -63,8 +67,9 @@ def build_many(
         except RebuildError as exc:
             if board is not None:
                 board.update(recipe.name, phase=f"FAILED (exit {exc.exit_code})")
-            if len(jobs) > 1:
-                child.warn(f"failed: {exc.message}")
+            if len(jobs) > 1:  # one build alone: main() prints the message and its tail
+                child.warn(f"failed: {exc.message}" + "".join(f"\n{child.prefix}    {line}" for line in
+                                                             (exc.detail or "").splitlines()[-FAILURE_TAIL:]))
             return BatchItem(recipe, None, exc, time.monotonic() - start)
 
     try:
@@ -107,8 +112,8 @@ def summary_table(items: list[BatchItem]) -> str:
         if item.result is not None:
             rows.append((item.recipe.name, item.result.directory.name, f"{item.duration:.1f}",
                          "cached" if item.result.cached else "built"))
-        else:
-            rows.append((item.recipe.name, f"FAILED (exit {getattr(item.error, 'exit_code', 1)})",
-                         f"{item.duration:.1f}", "-"))
+        else:  # named by its SRPM: two of one name (less-332-8cl, less-332-9cl) stay apart
+            rows.append((item.recipe.name, f"FAILED (exit {getattr(item.error, 'exit_code', 1)}):"
+                         f" {item.recipe.source.srpm.removesuffix('.src.rpm')}", f"{item.duration:.1f}", "-"))
     failed = sum(1 for i in items if i.result is None)
     return format_table(rows, [f"{len(items)} recipes: {len(items) - failed} ok, {failed} failed"])

@@ -33,7 +33,7 @@ from rebuild.pipeline.workdir import LogSink, StateLog, collect, keep_failed_log
 from rebuild.roots.pins import check_image
 from rebuild.settings import Settings
 from rebuild.systems.engine import Engine, Mount
-from rebuild.systems.rpmfile import RpmInfo, read_info
+from rebuild.systems.rpmfile import RpmInfo, read_info, source_buildrequires
 from rebuild.systems.urls import redact
 
 HOSTNAME = "rebuild.localdomain"
@@ -47,12 +47,14 @@ class Variant:
     tz: str = "UTC"
     tree: str = steps.TOPDIR
     run_checks: bool = True
+    #: a result folder kept for the user (the second build's is compared, then removed: never announced)
+    kept: bool = True
 
 
 # another host name, a clock 14 hours ahead of UTC (a POSIX TZ string needs no zoneinfo in the root),
 # another build path; the build time differs by itself
 SECOND_BUILD = Variant(hostname="second.reproducible.invalid", tz="RBT-14", tree="/rebuild/second/tree",
-                       run_checks=False)
+                       run_checks=False, kept=False)
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ def build(
                                                   skip_deps_check=skip_deps_check, source_date_epoch=source_date_epoch)
     manifest = Manifest(
         rebuild_version=__version__,
-        recipe=RecipeRef(recipe.name, str(recipe.path), sha256_file(recipe.path), implied=_implied(recipe)),
+        recipe=RecipeRef(recipe.name, str(recipe.path), recipe.sha256, implied=_implied(recipe)),
         started=started_at.isoformat(timespec="seconds"),
         inputs=Inputs(SrpmInput(srpm.name, str(srpm), tuple(redact(u) for u in recipe.source.urls), digest,
                                 srpm.stat().st_size, info.nevra)),
@@ -156,7 +158,7 @@ def build(
         build_key_inputs=key_inputs,
         target=TargetInfo(target.name, target.tag, image_id, target.arch, target.personality,
                           target.build_command, target.definition_sha256, content_id=pin.content_id,
-                          registry=pin.registry),
+                          registry=pin.registry, build_user=recipe.build_user or None),
     )
     staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir))
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=out_dir))
@@ -168,17 +170,35 @@ def build(
             os.chown(work, target.uid, target.uid)
         steps.prepare_tree(work, target)
         mounts = [Mount(work, variant.tree), Mount(srpm, f"{steps.SRPM_DIR}/{srpm.name}", read_only=True)]
+        header_buildrequires = None
+        early = None
+        if recipe.spec.empty:
+            # nothing edits the spec: its BuildRequires (and BuildPrereq) are the SRPM header's, solved into the
+            # build root before any container, so an unsolvable one stops here with libsolv's reason (exit 2)
+            header_buildrequires = source_buildrequires(srpm)
+            with state.phase("build-root"):
+                early = _layer(target, image_id, header_buildrequires, recipe, engine, log, settings, skip_deps_check)
         with open(build_log, "ab") as log_fh, ExitStack() as stack:
             with state.phase("container"):
-                box = stack.enter_context(engine.container(image_id, mounts=mounts, hostname=variant.hostname))
+                box = stack.enter_context(engine.container(early.image_id if early else image_id, mounts=mounts,
+                                                           hostname=variant.hostname))
             step = steps.Step(recipe, target, box, work, staging, log, LogSink(log_fh, echo), state, build_log,
                               user=f"{target.uid}:{target.uid}", env={"HOME": variant.tree, "LC_ALL": "C", "TZ": variant.tz},
                               tree=variant.tree)
-            spec_path, manifest = _prepare(step, info, manifest, source_date_epoch, settings.cache)
-            with state.phase("build-root"):
-                layer = _layer(step, manifest, engine, settings, skip_deps_check)
+            first = manifest.target.content_id  # the tool probe is kept per image the container runs
+            if early is not None and early.image_id != image_id:
+                inspected = engine.inspect_image(early.image_id)
+                first = inspected.content_id if inspected else None
+            spec_path, manifest = _prepare(step, info, manifest, source_date_epoch, settings.cache, first)
+            if early is not None:
+                layer = early
+                manifest = replace(manifest, spec=replace(manifest.spec, buildrequires_after=tuple(header_buildrequires)))
+            else:
+                with state.phase("build-root"):
+                    layer = _layer(target, image_id, list(manifest.spec.buildrequires_after or ()), recipe, engine,
+                                   log, settings, skip_deps_check)
             check_image_id = layer.image_id
-            if layer.image_id != image_id:
+            if early is None and layer.image_id != image_id:
                 stack.close()  # the base image's container is done: the build goes on in the layer's
                 with state.phase("container"):
                     step.box = stack.enter_context(engine.container(layer.image_id, mounts=mounts,
@@ -221,7 +241,8 @@ def build(
         place(staging, final)
         buildindex.record(out_dir, key, final)
         _record_quick(quick, out_dir, recipe, target, settings, srpm, digest, key, final)
-        log.info(f"results in {final}")
+        if variant.kept:
+            log.info(f"results in {final}")
         return BuildResult(final, built_nvr, tuple(outputs), time.monotonic() - started)
     except BaseException as exc:
         if build_log.exists():
@@ -247,7 +268,7 @@ def _record_quick(quick: dict | None, out_dir: Path, recipe: Recipe, target: Tar
 
 
 def _prepare(step: steps.Step, info: RpmInfo, manifest: Manifest, source_date_epoch: bool,
-             cache: Path) -> tuple[Path, Manifest]:
+             cache: Path, identity: str | None) -> tuple[Path, Manifest]:
     """In the base image: preflight, SRPM install, the spec edit and the target's rpm's reading of it."""
     state, target = step.state, step.target
     if steps.is_32bit(target):
@@ -256,7 +277,7 @@ def _prepare(step: steps.Step, info: RpmInfo, manifest: Manifest, source_date_ep
     with state.phase("install-srpm"):
         spec_path, step.tools = steps.install_srpm(
             step, step.recipe.source.srpm, info.nvr, source_date_epoch=source_date_epoch,
-            probe_cache=steps.probe_cache_path(cache, manifest.target.content_id))
+            probe_cache=steps.probe_cache_path(cache, identity))
     with state.phase("edit-spec"):
         spec = steps.edit_spec(step, spec_path)
     with state.phase("check-spec"):
@@ -267,13 +288,13 @@ def _prepare(step: steps.Step, info: RpmInfo, manifest: Manifest, source_date_ep
     return spec_path, replace(manifest, spec=spec, target=target)
 
 
-def _layer(step: steps.Step, manifest: Manifest, engine: Engine, settings: Settings, skip_floors: bool):
+def _layer(target: Target, image_id: str, buildrequires: list[str], recipe: Recipe, engine: Engine, log: Log,
+           settings: Settings, skip_floors: bool):
     """The image the build runs in: the base, or a layer with the BuildRequires and floors solved in."""
     from rebuild.roots.layers import build_layer
 
-    floors = None if skip_floors else step.recipe.floors
-    return build_layer(step.target, manifest.target.image_id, list(manifest.spec.buildrequires_after or ()),
-                       floors, engine, step.log, settings.cache)
+    return build_layer(target, image_id, buildrequires, None if skip_floors else recipe.floors, engine, log,
+                       settings.cache)
 
 
 def _root_record(base_image: str, layer) -> dict | None:
@@ -314,8 +335,7 @@ def _attest(staging: Path, recipe: Recipe, manifest: Manifest, installed: dict) 
 
     inventory = [(name, str(evr), arch) for name, versions in sorted(installed["rpm"].items()) for evr, arch in versions]
     write_sbom(staging / "sbom.spdx.json", sbom(manifest, inventory, manifest.finished, installed["deb"]))
-    recipe_text = recipe.path.read_text(errors="replace")
-    atomic_write(staging / FILE, json.dumps(statement(manifest, recipe_text), indent=2) + "\n", mode=0o644)
+    atomic_write(staging / FILE, json.dumps(statement(manifest, recipe.text), indent=2) + "\n", mode=0o644)
     return {name: sha256_file(staging / name) for name in ("sbom.spdx.json", FILE)}
 
 
@@ -327,7 +347,7 @@ def _implied(recipe: Recipe) -> dict | None:
         return None
     import yaml
 
-    return yaml.safe_load(recipe.path.read_text())
+    return yaml.safe_load(recipe.text)
 
 
 def _warm_up(spec_edits: bool) -> None:

@@ -43,6 +43,8 @@ def build_key(recipe: Recipe, target: Target, image: str, srpm_sha256: str, *, s
     }
     if root_lock is not None:
         inputs["root_lock_sha256"] = root_lock
+    if recipe.build_user:  # only where set: other recipes keep the keys they had
+        inputs["build_user"] = recipe.build_user
     blob = json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest(), inputs
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rebuild.config.recipe import Check, Recipe
 from rebuild.config.target import Target
-from rebuild.errors import CheckFailed, UsageError
+from rebuild.errors import CheckFailed
 from rebuild.log import Log
 from rebuild.pipeline.result import CheckResult, ResultDir
 from rebuild.systems.engine import Engine, Mount
@@ -69,17 +69,23 @@ def failure(results: list[CheckResult]) -> CheckFailed | None:
 
 def verify_result(result_dir: Path, engine: Engine, log: Log, *, recipe_path: Path | None = None,
                   target_name: str | None = None, cache: Path | None = None) -> list[CheckResult]:
-    """``rebuild verify``: run the recipe's checks again on a result folder; record them in its manifest."""
-    from rebuild.config.recipe import load_recipe
+    """``rebuild verify``: install a result folder's RPMs in a fresh container and run the recipe's checks (when it
+    has any) again; record them in its manifest."""
+    from rebuild.config.recipe import Source, load_recipe
     from rebuild.config.target import load_target
     from rebuild.roots.pins import check_image
 
     folder = ResultDir(Path(result_dir))
     manifest = folder.verify()
-    recipe = load_recipe(recipe_path or Path(manifest.recipe.path))
+    path = recipe_path or Path(manifest.recipe.path)
+    if recipe_path is None and not path.is_file() and manifest.recipe.implied:
+        # a bare SRPM's result whose implied recipe is gone: it had no checks; its RPMs are still installed
+        recipe = Recipe(path, manifest.recipe.name, Source("", ()), manifest.target.name if manifest.target else "")
+    else:
+        recipe = load_recipe(path)
     target = load_target(target_name or (manifest.target.name if manifest.target else recipe.target))
     if not recipe.checks:
-        raise UsageError(f"{recipe.path}: the recipe has no checks to run")
+        log.info(f"{recipe.name}: the recipe has no checks; installing its RPMs is the check")
     image = check_image(target, engine, cache)
     layer = (manifest.root or {}).get("image_id") if manifest.target and manifest.target.name == target.name else None
     if layer and layer != image and engine.image_id(layer) == layer:

@@ -42,6 +42,7 @@ def dependencies(recipe, target, cache: Path, srpm: Path) -> list[Path]:
     from rebuild.roots.pins import image_dir
 
     deps = [recipe.path, recipe.path.with_suffix(".lock"), target.directory / "target.yaml",
+            *(p.path for p in recipe.spec.patches),
             image_dir(target, cache) / "pin.json", lock_path(image_dir(target, cache)), srpm]
     if recipe.floors is not None:
         deps.append(recipe.floors.path)

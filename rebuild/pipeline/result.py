@@ -77,6 +77,8 @@ class TargetInfo:
     rpm_version: str | None = None
     #: macros defined on rpmbuild's command line for reproducible output (SOURCE_DATE_EPOCH; rpm >= 4.14)
     build_macros: tuple[str, ...] | None = None
+    #: "root" where the recipe built as root (build.user: root); None: the target's own user
+    build_user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class SpecReport:
     release_after: str | None = None
     release_check: str | None = None
     buildrequires_after: tuple[str, ...] | None = None
+    #: macros the recipe sets to the value the spec already has: nothing to edit, and no Release change implied
+    unchanged: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from specfile.macro_definitions import MacroDefinitions
 
-from rebuild.errors import UsageError
 from rebuild.config.recipe import SpecEdits
+from rebuild.errors import UsageError
+from rebuild.pipeline.backport import apply_backport
 
 _LOOKS_LIKE_SPEC = re.compile(r"^\s*(?:(?:Name|Version|Release|Summary)\s*:|%(?:define|global|description|prep)\b)", re.M | re.I)
 # the largest real specs are a few hundred KiB; the spec parser's time grows faster than the size
@@ -83,6 +84,8 @@ class EditResult:
     original: str
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: macros asked for with the value every definition already has
+    unchanged: list[str] = field(default_factory=list)
 
     @property
     def edited(self) -> str:
@@ -189,6 +192,8 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
         if len(live) > 1:
             lines = ", ".join(str(s + 1) for s, _, _ in live)
             result.notes.append(f"{path.name}: {name} is defined {len(live)} times (lines {lines}); all are edited")
+        if all(md.body == value for _, _, md in live):
+            result.unchanged.append(_base(name))
         # edit from the bottom so earlier indices stay valid when a multi-line body shrinks
         for start, span, md in sorted(live, key=lambda item: item[0], reverse=True):
             where = f"{path.name}:{start + 1}"
@@ -221,6 +226,7 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
         _add_macro(spec, name, value, result)
     if edits.release_suffix:
         _release_suffix(spec, edits.release_suffix, result)
+    apply_backport(spec, edits, result)
     return result
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from rebuild.config.recipe import Recipe
 from rebuild.config.target import Target
-from rebuild.errors import BuildFailed
-from rebuild.files import sha256_file
+from rebuild.errors import BuildFailed, UsageError
+from rebuild.files import sha256_bytes, sha256_file
 from rebuild.log import Log
 from rebuild.pipeline.floors import FloorsReport
 from rebuild.pipeline.result import SpecReport
 from rebuild.pipeline.tools import PROBE, TOOL_MACROS, Tools, tools_from_probe
-from rebuild.pipeline.workdir import LogSink, StateLog, tail
+from rebuild.pipeline.workdir import LogSink, StateLog, failure_cause, tail
 from rebuild.systems.engine import Container
 from rebuild.systems.rpmfile import RpmInfo
 
@@ -140,11 +140,10 @@ def install_srpm(step: Step, srpm_name: str, nvr: str, *, source_date_epoch: boo
         cached = _read_probe(probe_cache)
         chunks: list[bytes] = []
         env = {**step.env, "TREE": step.tree, "SRPM": f"{SRPM_DIR}/{srpm_name}", "TOOLS": " ".join(TOOL_MACROS)}
-        step.log.command(["rpm", "-i", *step.topdir, f"{SRPM_DIR}/{srpm_name}", *(["&&", "(probe the tools)"]
-                                                                                 if cached is None else [])],
-                         step.box.name)
+        shown = ["rpm", "-i", *step.topdir, f"{SRPM_DIR}/{srpm_name}",
+                 *(["&&", "(probe the target's tools)"] if cached is None else [])]
         code = step.box.run(step.target.wrap(["sh", "-c", _INSTALL + (PROBE if cached is None else "")]),
-                            user=step.user, env=env, output=chunks.append)
+                            user=step.user, env=env, output=chunks.append, shown=step.target.wrap(shown))
         text = b"".join(chunks).decode(errors="replace")
         probe = [line.split() for line in text.splitlines() if line.startswith("rebuild-probe ")]
         step.sink("".join(line + "\n" for line in text.splitlines() if not line.startswith("rebuild-probe ")).encode())
@@ -213,8 +212,20 @@ def edit_spec(step: Step, spec_path: Path) -> SpecReport:
             if os.geteuid() == 0:  # the build user's, as rpm -i left it (the SRPM records the owner)
                 os.chown(spec_path, before.st_uid, before.st_gid)
             step.copy_in(f"SPECS/{spec_path.name}")
+        for patch in recipe.spec.patches:  # beside the SRPM's own sources, which it may not replace
+            dest = step.work / "SOURCES" / patch.path.name
+            if os.path.lexists(dest):
+                raise UsageError(f"{recipe.path}: spec.patches: the SRPM already has a source named"
+                                 f" {patch.path.name}; rename the patch file")
+            data = patch.path.read_bytes()
+            if sha256_bytes(data) != patch.sha256:
+                raise UsageError(f"{patch.path}: changed since the recipe was read; run the build again")
+            dest.write_bytes(data)
+            if os.geteuid() == 0:
+                os.chown(dest, step.target.uid, step.target.uid)
+            step.copy_in(f"SOURCES/{patch.path.name}")
     return replace(report, changes=tuple(result.changes), notes=tuple(result.notes),
-                   diff_sha256=sha256_file(step.staging / "spec.diff"))
+                   diff_sha256=sha256_file(step.staging / "spec.diff"), unchanged=tuple(result.unchanged))
 
 
 def query_spec(step: Step, spec_name: str, command: str) -> tuple[str, list[str] | None] | None:
@@ -279,7 +290,8 @@ def check_spec(step: Step, spec_path: Path, info: RpmInfo, report: SpecReport, c
             report = replace(report, release_after=release, release_check="spec-query")
             step.log.info(f"    Release {info.release} -> {release}")
         original = spec_path.read_text(errors="replace")
-        names = [n for n, _ in edits.macros]
+        # a macro set to the value it already has implies no new Release (said once, as a note, by the edit)
+        names = [n for n, _ in edits.macros if n.partition("(")[0] not in report.unchanged]
         must_change = bool(edits.release_suffix) or release_uses(original, names)
         if release is not None and must_change and release == info.release:
             raise BuildFailed(
@@ -351,8 +363,10 @@ def rpmbuild(step: Step, spec_path: Path, tools: Tools, failed_dir: Path) -> Non
     command = tools.command
     defines = [arg for macro in tools.macros for arg in ("--define", macro)]
     argv = [command, "-ba", *nodeps, *step.topdir, *defines, f"{step.tree}/SPECS/{spec_path.name}"]
-    with step.log.step(f"{command} -ba {spec_path.name}"):
-        code = step.run(argv, workdir=step.tree)
+    # build.user: root, for 1999 Makefiles that `install -o root` (the container stays --network none)
+    user = "0:0" if step.recipe.build_user == "root" else step.user
+    with step.log.step(f"{command} -ba {spec_path.name}" + (" as root" if user == "0:0" else "")):
+        code = step.box.run(step.target.wrap(argv), user=user, env=step.env, output=step.sink, workdir=step.tree)
         if code != 0:
             _keep_build_tree(step)
             log_tail = tail(step.build_log)
@@ -361,7 +375,8 @@ def rpmbuild(step: Step, spec_path: Path, tools: Tools, failed_dir: Path) -> Non
                     " in; a root laid out otherwise needs that path: add a package or link that provides it)"
                     if missing else "")
             raise BuildFailed(
-                f"{command} -ba {spec_path.name} failed (exit {code}){hint}; full log: {failed_dir / 'build.log'}",
+                f"{command} -ba {spec_path.name} failed (exit {code}){failure_cause(step.build_log)}{hint};"
+                f" full log: {failed_dir / 'build.log'}",
                 detail=log_tail,
             )
         step.copy_out("RPMS")

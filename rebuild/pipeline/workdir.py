@@ -8,6 +8,7 @@ folder, only ``OUT/<nvr>.failed/`` with its logs (and, when checks failed, its R
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -148,3 +149,26 @@ def keep_failed_logs(staging: Path, dest: Path, tree: Path | None = None) -> Non
         os.rename(tree, keep / "tree")
     keep.chmod(0o755)
     place(keep, dest)
+
+
+_SECTION_FAILED = re.compile(r"Bad exit status from \S+ \((%\w+)\)")
+_CAUSE = re.compile(r"(?:error:|error adding|Error \d+|No such file or directory|command not found|Permission denied|"
+                    r"not permitted|File not found|undefined reference|is needed by)", re.I)
+_WEAK_CAUSE = re.compile(r"cannot |not found", re.I)
+
+
+def failure_cause(build_log: Path) -> str:
+    """Where rpmbuild failed and the first line that says why: ``" in %build: make: makeinfo: No such file"``.
+    rpm 4.0.4 writes its summary through a block-buffered stdout, so its own lines may come last; the section
+    is taken from "Bad exit status ... (%build)" and the cause from the lines before the first such one."""
+    lines = tail(build_log, 400).splitlines()
+    section = next((m.group(1) for line in lines if (m := _SECTION_FAILED.search(line))), None)
+    before = lines
+    if section is not None:
+        first = next(i for i, line in enumerate(lines) if _SECTION_FAILED.search(line))
+        before = [line for line in lines[:first] if not line.startswith(("RPM build errors", "+ "))]
+    candidates = [line.strip() for line in before if "warning:" not in line]
+    cause = next((line for line in candidates if _CAUSE.search(line)), None) \
+        or next((line for line in candidates if _WEAK_CAUSE.search(line)), None)
+    text = (f" in {section}" if section else "") + (f": {cause[:200]}" if cause else "")
+    return text

@@ -28,6 +28,7 @@ from rebuild.roots.lock import LOCK_IN_IMAGE, LockedPackage, RootLock, lock_path
 from rebuild.roots.pins import Pin, image_dir, pin_image, read_pin, write_json
 from rebuild.roots.solver import Want
 from rebuild.roots.unpack import RootDir, unpack
+from rebuild.settings import Settings
 from rebuild.systems.engine import Engine, Mount
 from rebuild.systems.urls import redact
 
@@ -98,8 +99,8 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
     and make, register, check and pin the image."""
     if os.geteuid() != 0:
         raise EnvironmentProblem(f"making the {target.name} root needs root (file ownership): run it with sudo")
+    cache = cache or Settings.from_env().cache
     folder = image_dir(target, cache)
-    cache = folder.parent.parent
     locations = {"os": mirror or "", **({"updates": updates} if updates else {})}
     if locked is not None:
         lock = read_lock(locked)

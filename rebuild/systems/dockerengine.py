@@ -57,8 +57,8 @@ class DockerContainer:
         if host.exists():
             transfer.copy_mounts(self._api, self.id, [Mount(host, path, mount.read_only)], self._log, owner=mount.source)
 
-    def run(self, argv, *, user=None, workdir=None, env=None, output=None) -> int:
-        self._log.command(argv, self.name)
+    def run(self, argv, *, user=None, workdir=None, env=None, output=None, shown=None) -> int:
+        self._log.command(shown or argv, self.name)
         try:
             exec_id = self._api.exec_create(
                 self.id, argv, user=user or "", workdir=workdir, environment=env

@@ -52,8 +52,10 @@ class Container(Protocol):
         workdir: str | None = None,
         env: dict[str, str] | None = None,
         output: Callable[[bytes], None] | None = None,
+        shown: list[str] | None = None,
     ) -> int:
-        """Run *argv* in the container; stream its output to *output*; return its exit code."""
+        """Run *argv* in the container; stream its output to *output*; return its exit code. The command is
+        echoed to the log as *shown* when given (a script's summary instead of its text)."""
 
     def commit(self, tag: str) -> str:
         """Save the container's filesystem as image *tag*; return the image ID."""

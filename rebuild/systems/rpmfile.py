@@ -70,6 +70,19 @@ def _ts():
 _QUERY = "%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{SOURCERPM}\\n"
 
 
+def source_buildrequires(path: Path) -> list[str]:
+    """A source package's build requirements as its header records them (rpm 4.0.x records ``BuildPrereq:``
+    there too), one ``NAME [OP VERSION]`` each, ``rpmlib(...)`` left out; UsageError when unreadable."""
+    proc = hostcmd.run(["rpm", "-qp", "--nosignature", "--nodigest", "--qf",
+                        "[%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}\\n]", "--", str(path)],
+                       "reading an SRPM's BuildRequires", check=False)
+    if proc.returncode != 0:
+        reason = " ".join(proc.stderr.split()).removeprefix("error: ") or f"rpm -qp exit {proc.returncode}"
+        raise UsageError(f"{path}: unreadable RPM header: {reason}")
+    wanted = (" ".join(line.split()) for line in proc.stdout.splitlines())
+    return list(dict.fromkeys(w for w in wanted if w and not w.startswith("rpmlib(")))
+
+
 def read_info(path: Path) -> RpmInfo:
     """NEVRA and type of the RPM at *path*; UsageError when it is not an RPM.
 

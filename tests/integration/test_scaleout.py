@@ -219,7 +219,7 @@ def test_the_github_workflow_runs_here(servers, tmp_path):
         key = _outputs(tmp_path / f"build-{entry['name']}.out")["key"]
         (result,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.name.startswith(".")]
         assert json.loads((result / "manifest.json").read_text())["build_key"] == key, "the cache key is the build key"
-        again = run_cli("build", entry["recipe"], "--target", entry["target"], "--out", str(tmp_path / "results"),
+        again = run_cli("build", str(tmp_path / entry["recipe"]), "--target", entry["target"], "--out", str(tmp_path / "results"),
                         env={"REBUILD_CACHE": runner["REBUILD_CACHE"]})
         assert "up to date" in again.stderr, "a restored cache is not built again"
     publish = {**jobs["publish"], "steps": [{"run": s["run"].replace(' --sign-key "$KEY_ID"', "")}

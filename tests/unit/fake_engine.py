@@ -28,7 +28,7 @@ class FakeContainer:
     copied: list[tuple[str, str]] = field(default_factory=list)  # ("out" or "in", container path)
     archive: bool = False
 
-    def run(self, argv, *, user=None, workdir=None, env=None, output=None) -> int:
+    def run(self, argv, *, user=None, workdir=None, env=None, output=None, shown=None) -> int:
         self.ran.append(list(argv))
         for length in range(len(argv), 0, -1):
             key = tuple(argv[:length])
