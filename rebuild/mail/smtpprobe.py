@@ -14,71 +14,16 @@ import re
 import smtplib
 import socket
 import ssl
-import threading
 from dataclasses import dataclass, field
 
 from rebuild.errors import UsageError
+from rebuild.mail import smtpchecks, tlscheck
+from rebuild.mail.smtpconn import Deadline, connect
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 CLEARTEXT = {"PLAIN", "LOGIN"}
-MAX_REPLY_LINES = 200
-MAX_REPLY_BYTES = 64 << 10
 _EHLO_NAME = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*|\[[0-9A-Fa-f:.]+\])$")
 _ADDRESS = re.compile(r"^[!-;=?-~]{1,254}$")  # printable ASCII without space, < or >
-
-
-class _Capped(smtplib.SMTP):
-    """smtplib's reply reader with a cap on a reply's lines and bytes."""
-
-    def getreply(self):
-        resp, size = [], 0
-        if self.file is None:
-            self.file = self.sock.makefile("rb")
-        while True:
-            try:
-                line = self.file.readline(smtplib._MAXLINE + 1)
-            except OSError as exc:
-                self.close()
-                raise smtplib.SMTPServerDisconnected(f"connection lost: {exc}") from None
-            if not line:
-                self.close()
-                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
-            size += len(line)
-            if len(line) > smtplib._MAXLINE or len(resp) >= MAX_REPLY_LINES or size > MAX_REPLY_BYTES:
-                self.close()
-                raise smtplib.SMTPResponseException(500, f"a reply of over {MAX_REPLY_LINES} lines or"
-                                                         f" {MAX_REPLY_BYTES} bytes")
-            resp.append(line[4:].strip(b" \t\r\n"))
-            code = line[:3]
-            errcode = int(code) if code.isdigit() and code.isascii() else -1
-            if errcode == -1 or line[3:4] != b"-":
-                break
-        return errcode, b"\n".join(resp)
-
-
-class _Deadline:
-    """Shuts the probe's sockets down when the whole probe has taken *seconds*."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False
-        self.live: list[smtplib.SMTP] = []
-        self.timer = threading.Timer(seconds, self._expire)
-        self.timer.daemon = True
-        self.timer.start()
-
-    def _expire(self) -> None:
-        self.expired = True
-        for smtp in list(self.live):
-            sock = smtp.sock
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def cancel(self) -> None:
-        self.timer.cancel()
 
 
 def check_inputs(ehlo_name: str, relay: tuple[str, str] | None) -> None:
@@ -113,50 +58,6 @@ class ProbeReport:
         return any(f.severity == ERROR for f in self.findings)
 
 
-def parse_target(text: str) -> tuple[str, int]:
-    """HOST, HOST:PORT, [IPv6]:PORT or a bare IPv6 address; port 25 by default."""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else "25"
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    else:
-        host, port = text, "25"
-    if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536 \
-            or any(ch.isspace() or not ch.isprintable() for ch in host):
-        raise UsageError(f"{text!r}: expected HOST or HOST:PORT")
-    return host, int(port)
-
-
-def _certificate(der: bytes) -> dict:
-    from cryptography import x509
-
-    cert = x509.load_der_x509_certificate(der)
-    return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "not_after": cert.not_valid_after_utc.isoformat(),
-        "self_signed": cert.subject == cert.issuer,
-    }
-
-
-def _connect(host: str, port: int, timeout: float, ehlo_name: str, source: str | None,
-             deadline: _Deadline | None = None) -> tuple[smtplib.SMTP, str]:
-    smtp = _Capped(timeout=timeout, local_hostname=ehlo_name, source_address=(source, 0) if source else None)
-    if deadline is not None:
-        deadline.live.append(smtp)
-    smtp._host = host  # the name starttls() sends as SNI; smtplib sets it only when the constructor connects
-    try:
-        code, banner = smtp.connect(host, port)
-    except (OSError, smtplib.SMTPException) as exc:
-        smtp.close()
-        raise UsageError(f"cannot connect to {host}:{port}{' from ' + source if source else ''}: {exc}") from None
-    if code != 220:
-        smtp.close()
-        raise UsageError(f"{host}:{port} answered {code} {banner.decode(errors='replace')} instead of a 220 greeting")
-    return smtp, banner.decode(errors="replace")
-
-
 @dataclass(frozen=True)
 class ProbeOptions:
     timeout: float = 15.0                      # seconds per network step
@@ -167,13 +68,18 @@ class ProbeOptions:
     source: str | None = None                  # connect from this local address
     client_cert: str | None = None             # present this certificate (and key) after STARTTLS
     client_key: str | None = None
+    enumerate_tls: bool = True                 # which protocol versions and cipher classes the server accepts
+    implicit_tls: bool = False                 # TLS on connect (port 465), not STARTTLS
 
 
-def _verify_chain(host: str, port: int, options: ProbeOptions, clock: _Deadline) -> str | None:
+def _verify_chain(host: str, port: int, options: ProbeOptions, clock: Deadline) -> str | None:
     """None when the certificate verifies against the CA file, else the reason (a second connection)."""
     context = ssl.create_default_context(cafile=options.ca_file)
     context.check_hostname = False
-    smtp, _ = _connect(host, port, options.timeout, options.ehlo_name, options.source, clock)
+    # the chain is what is checked here: old protocols, ciphers and key sizes are findings of their own
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.set_ciphers(tlscheck.LEGACY_CIPHERS)
+    smtp, _ = connect(host, port, options.timeout, options.ehlo_name, options.source, clock)
     try:
         smtp.ehlo()
         smtp.starttls(context=context)
@@ -189,31 +95,10 @@ def _verify_chain(host: str, port: int, options: ProbeOptions, clock: _Deadline)
             smtp.close()
 
 
-def _relay_test(smtp: smtplib.SMTP, sender: str, recipient: str, report: ProbeReport, authenticated: str = "") -> None:
-    code, msg = smtp.mail(sender)
-    text = msg.decode(errors="replace")
-    report.info["relay_mail_from"] = f"{code} {text}"
-    if code >= 400:
-        report.add(WARNING, "relay", f"inconclusive: MAIL FROM:<{sender}> was refused ({code} {text}); the relay test"
-                                     " proves nothing (without DNS an unresolvable sender domain is refused first)")
-        return
-    code, msg = smtp.rcpt(recipient)
-    text = msg.decode(errors="replace")
-    report.info["relay_rcpt_to"] = f"{code} {text}"
-    who = authenticated or "an unauthenticated client"
-    if code in (250, 251):
-        report.add(ERROR, "relay", f"OPEN RELAY: RCPT TO:<{recipient}> accepted ({code} {text}) from {who}")
-    elif code == 503:
-        report.add(WARNING, "relay", f"inconclusive: RCPT TO answered {code} {text} (bad sequence)")
-    elif code >= 500 or code in (450, 451, 452):
-        report.add(INFO, "relay", f"relaying refused ({code} {text})")
-    else:
-        report.add(WARNING, "relay", f"inconclusive: RCPT TO answered {code} {text}")
-
-
 def probe(host: str, port: int, options: ProbeOptions = ProbeOptions()) -> ProbeReport:
-    """What *host*:*port* offers before and after STARTTLS, and whether it relays; never raises for the
-    server's behaviour (a finding says it), only for bad input or a connection refused."""
+    """What *host*:*port* offers before and after STARTTLS (or TLS on connect), whether it relays, answers
+    VRFY/EXPN or commands injected before STARTTLS, and which TLS it accepts; never raises for the server's
+    behaviour (a finding says it), only for bad input or a connection refused."""
     check_inputs(options.ehlo_name, options.relay)
     for name, path in (("--client-cert", options.client_cert), ("--client-key", options.client_key)):
         if path is not None:
@@ -222,10 +107,11 @@ def probe(host: str, port: int, options: ProbeOptions = ProbeOptions()) -> Probe
             read_user_file(path, name.lstrip("-").replace("-", " "), max_bytes=1 << 20)
     if bool(options.client_cert) != bool(options.client_key):
         raise UsageError("--client-cert and --client-key go together")
-    clock = _Deadline(options.deadline)
+    clock = Deadline(options.deadline)
     report = ProbeReport()
     try:
-        smtp, banner = _connect(host, port, options.timeout, options.ehlo_name, options.source, clock)
+        tls = _client_context(tlscheck.legacy_context(), options) if options.implicit_tls else None
+        smtp, banner = connect(host, port, options.timeout, options.ehlo_name, options.source, clock, tls)
         report.info["banner"] = banner
         try:
             _session(smtp, host, port, options, clock, report)
@@ -238,21 +124,58 @@ def probe(host: str, port: int, options: ProbeOptions = ProbeOptions()) -> Probe
                 report.add(ERROR, "timeout", f"the server stopped answering (no reply within {options.timeout:g}s)")
             else:
                 report.add(ERROR, "disconnected", f"the server hung up: {exc}")
-        finally:
-            try:
-                smtp.rset()
-            except (smtplib.SMTPException, OSError):
-                pass
-            try:
-                smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                smtp.close()
     finally:
         clock.cancel()
+        for live in clock.live:  # every connection the probe opened: RSET, QUIT, closed
+            try:
+                live.rset()
+                live.quit()
+            except (smtplib.SMTPException, OSError):
+                live.close()
     return report
 
 
-def _session(smtp: smtplib.SMTP, host: str, port: int, options: ProbeOptions, clock: _Deadline,
+def _client_context(context: ssl.SSLContext, options: ProbeOptions) -> ssl.SSLContext:
+    if options.client_cert:
+        try:
+            context.load_cert_chain(options.client_cert, options.client_key)
+        except (ssl.SSLError, OSError) as exc:
+            raise UsageError(f"--client-cert {options.client_cert}: cannot use it with its key: {exc}") from None
+    return context
+
+
+def _upgrade(smtp: smtplib.SMTP, host: str, port: int, options: ProbeOptions, clock: Deadline,
+             report: ProbeReport) -> tuple[smtplib.SMTP | None, ssl.SSLContext | None]:
+    """STARTTLS with the host's modern context; where that handshake fails, again on a new connection with the
+    legacy one (a 2003 server speaks TLS 1.0 at most). The connection then in TLS, and the context that worked;
+    (None, None) with an error finding when neither does."""
+    modern = _client_context(tlscheck.modern_context(), options)
+    try:
+        smtp.starttls(context=modern)
+        return smtp, modern
+    except (ssl.SSLError, OSError) as exc:
+        report.info["modern_tls_failed"] = str(exc)
+    except smtplib.SMTPException as exc:
+        report.add(ERROR, "starttls", f"STARTTLS advertised but the upgrade failed: {exc}")
+        return None, None
+    smtp.close()
+    legacy = _client_context(tlscheck.legacy_context(), options)
+    smtp, _ = connect(host, port, options.timeout, options.ehlo_name, options.source, clock)
+    try:
+        smtp.ehlo()
+        smtp.starttls(context=legacy)
+    except (ssl.SSLError, smtplib.SMTPException, OSError) as exc:
+        report.add(ERROR, "starttls", f"STARTTLS advertised but the upgrade failed, with the host's defaults"
+                                      f" ({report.info['modern_tls_failed']}) and with every version and cipher this"
+                                      f" OpenSSL has ({exc})")
+        return None, None
+    report.info["legacy_tls"] = True
+    report.add(WARNING, "starttls", "only a legacy handshake works (the host's defaults, TLS 1.2 at security level 2,"
+                                    f" were refused: {report.info['modern_tls_failed']})")
+    return smtp, legacy
+
+
+def _session(smtp: smtplib.SMTP, host: str, port: int, options: ProbeOptions, clock: Deadline,
              report: ProbeReport) -> None:
     code, _ = smtp.ehlo()
     if code != 250:
@@ -263,33 +186,23 @@ def _session(smtp: smtplib.SMTP, host: str, port: int, options: ProbeOptions, cl
     auth_before = before.get("auth", "").upper().split()
     report.info["auth_before_tls"] = auth_before
     exposed = sorted(CLEARTEXT & set(auth_before))
-    if exposed:
+    if exposed and not options.implicit_tls:
         report.add(WARNING, "auth-before-tls", f"AUTH {' '.join(exposed)} offered before STARTTLS: passwords can"
                                                " cross the network in clear; set confAUTH_OPTIONS `p'")
+    found, report.info["vrfy_expn"] = smtpchecks.vrfy_expn(smtp)
+    _add(report, found)
     authenticated = ""
-    if "starttls" not in before:
+    context = None
+    if options.implicit_tls:
+        context = _client_context(tlscheck.legacy_context(), options)
+    elif "starttls" not in before:
         report.add(ERROR, "starttls", "STARTTLS is not advertised")
     else:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE  # report what is offered; verification is checked apart
-        if options.client_cert:
-            try:
-                context.load_cert_chain(options.client_cert, options.client_key)
-            except (ssl.SSLError, OSError) as exc:
-                raise UsageError(f"--client-cert {options.client_cert}: cannot use it with its key: {exc}") from None
-        try:
-            smtp.starttls(context=context)
-        except (ssl.SSLError, smtplib.SMTPException, OSError) as exc:
-            report.add(ERROR, "starttls", f"STARTTLS advertised but the upgrade failed: {exc}")
+        smtp, context = _upgrade(smtp, host, port, options, clock, report)
+        if smtp is None:
             return
-        tls_sock = smtp.sock
-        report.info["tls_version"] = tls_sock.version()
-        report.info["cipher"] = tls_sock.cipher()[0]
-        der = tls_sock.getpeercert(binary_form=True)
-        if der:
-            report.info["certificate"] = _certificate(der)
-        report.add(INFO, "starttls", f"STARTTLS works: {tls_sock.version()}, {tls_sock.cipher()[0]}")
+    if context is not None:
+        _tls_session(smtp, host, report)
         if options.ca_file:
             reason = _verify_chain(host, port, options, clock)
             report.info["certificate_verifies"] = reason is None
@@ -304,7 +217,89 @@ def _session(smtp: smtplib.SMTP, host: str, port: int, options: ProbeOptions, cl
             if options.client_cert:
                 authenticated = _auth_external(smtp, options, report)
     if options.relay:
-        _relay_test(smtp, options.relay[0], options.relay[1], report, authenticated)
+        server_ip = smtp.sock.getpeername()[0] if smtp.sock else host
+        variants = smtpchecks.relay_variants(options.relay[0], options.relay[1], _server_name(report, host),
+                                             server_ip)
+        found, rows = smtpchecks.relay_matrix(smtp, variants, authenticated or "an unauthenticated client")
+        report.info["relay_matrix"] = rows
+        plain = rows[0]
+        report.info["relay_mail_from"] = plain["mail"]
+        if "rcpt" in plain:
+            report.info["relay_rcpt_to"] = plain["rcpt"]
+        _add(report, found)
+    if context is not None and not options.implicit_tls:
+        found, report.info["starttls_injection"] = smtpchecks.starttls_injection(
+            lambda: _fresh(host, port, options, clock), tlscheck.legacy_context(), options.timeout)
+        _add(report, found)
+    if context is not None and options.enumerate_tls:
+        _enumerate(host, port, options, clock, report)
+
+
+def _fresh(host: str, port: int, options: ProbeOptions, clock: Deadline) -> smtplib.SMTP:
+    """A new connection after EHLO (for checks that need a session of their own)."""
+    smtp, _ = connect(host, port, options.timeout, options.ehlo_name, options.source, clock)
+    smtp.ehlo()
+    return smtp
+
+
+def _tls_session(smtp: smtplib.SMTP, host: str, report: ProbeReport) -> None:
+    tls_sock = smtp.sock
+    version, cipher = tls_sock.version(), tls_sock.cipher()[0]
+    report.info["tls_version"] = version
+    report.info["cipher"] = cipher
+    der = tls_sock.getpeercert(binary_form=True)
+    certificate = tlscheck.describe_certificate(der) if der else None
+    if certificate:
+        report.info["certificate"] = certificate
+    report.add(INFO, "starttls", f"TLS works: {version}, {cipher}")
+    name = "" if _is_address(host) else host  # a client that dials an address checks no name
+    _add(report, tlscheck.session_findings(version, cipher, certificate, name))
+
+
+def _enumerate(host: str, port: int, options: ProbeOptions, clock: Deadline, report: ProbeReport) -> None:
+    """Which protocol versions and cipher classes the server accepts: one handshake each, on its own
+    connection; what this OpenSSL cannot offer is "untestable here"."""
+    def accepts(context: ssl.SSLContext | None) -> bool | str:
+        if context is None:
+            return "untestable here"
+        try:
+            if options.implicit_tls:
+                smtp, _ = connect(host, port, options.timeout, options.ehlo_name, options.source, clock, context)
+            else:
+                smtp = _fresh(host, port, options, clock)
+                smtp.starttls(context=context)
+            return True
+        except (ssl.SSLError, smtplib.SMTPException, ConnectionError) as exc:
+            return False if not clock.expired else f"not tested: {exc}"
+    versions = {v: accepts(tlscheck.pinned_context(version=v)) for v in tlscheck.VERSIONS}
+    classes = {c: accepts(tlscheck.pinned_context(cipher_class=c)) for c in tlscheck.CIPHER_CLASSES}
+    report.info["tls_protocols"] = versions
+    report.info["cipher_classes"] = classes
+    old = [v for v in tlscheck.OLD_VERSIONS if versions.get(v) is True]
+    if old and (versions.get("TLSv1.2") is True or versions.get("TLSv1.3") is True):
+        report.add(WARNING, "tls-versions", f"also accepts {', '.join(old)}: {tlscheck.FIX_VERSION}")
+    weak = [c for c in tlscheck.WEAK_CLASSES if classes.get(c) is True]
+    if weak:
+        report.add(ERROR, "tls-ciphers", f"accepts {', '.join(weak)} ciphers: {tlscheck.FIX_CIPHERS}")
+
+
+def _server_name(report: ProbeReport, host: str) -> str:
+    """The name the server greets with (its banner's first word), else the host probed."""
+    words = report.info.get("banner", "").split()
+    return words[0] if words and "." in words[0] else host
+
+
+def _is_address(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host.strip("[]"))
+        return True
+    except OSError:
+        return False
+
+
+def _add(report: ProbeReport, found: list[tuple[str, str, str]]) -> None:
+    for severity, check, message in found:
+        report.add(severity, check, message)
 
 
 def _auth_external(smtp: smtplib.SMTP, options: ProbeOptions, report: ProbeReport) -> str:
@@ -327,20 +322,28 @@ def _auth_external(smtp: smtplib.SMTP, options: ProbeOptions, report: ProbeRepor
 
 
 def format_report(report: ProbeReport) -> str:
+    """The report as a table; what the server sent is shown with control characters replaced."""
     lines = []
     for key, value in report.info.items():
+        if key == "relay_matrix":
+            lines.append(f"{key:<22} " + "; ".join(f"{r['variant']}={r['verdict']}" for r in value))
+            continue
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
         elif isinstance(value, list):
-            value = " ".join(value) or "-"
-        lines.append(f"{key:<22} {value}")
+            value = " ".join(map(str, value)) or "-"
+        lines.append(_printable(f"{key:<22} {value}"))
     lines.append("")
     for f in sorted(report.findings, key=lambda f: {ERROR: 0, WARNING: 1, INFO: 2}[f.severity]):
-        lines.append(f"{f.severity:<8} {f.check:<16} {f.message}")
+        lines.append(_printable(f"{f.severity:<8} {f.check:<20} {f.message}"))
     errors = sum(f.severity == ERROR for f in report.findings)
     warnings = sum(f.severity == WARNING for f in report.findings)
     lines.append(f"{errors} errors, {warnings} warnings")
     return "\n".join(lines)
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def report_json(report: ProbeReport) -> str:

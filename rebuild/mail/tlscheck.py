@@ -11,6 +11,7 @@ as untestable here, never as refused.
 from __future__ import annotations
 
 import ssl
+import warnings
 from datetime import datetime, timezone
 
 ERROR, WARNING = "error", "warning"
@@ -59,9 +60,11 @@ def modern_context() -> ssl.SSLContext:
 def legacy_context() -> ssl.SSLContext:
     """Every protocol version and cipher this OpenSSL still has, at security level 0: what a 2003 server needs."""
     context = _base_context()
-    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    with warnings.catch_warnings():  # old versions are deprecated: speaking them to old servers is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        context.options &= ~ssl.OP_NO_SSLv3
     context.set_ciphers(LEGACY_CIPHERS)
-    context.options &= ~getattr(ssl, "OP_NO_SSLv3", 0)
     return context
 
 
@@ -71,13 +74,15 @@ def pinned_context(version: str | None = None, cipher_class: str | None = None) 
     context = _base_context()
     try:
         context.set_ciphers((CIPHER_CLASSES[cipher_class] + ":@SECLEVEL=0") if cipher_class else LEGACY_CIPHERS)
-        if version is not None:
-            if version == "SSLv3" and not ssl.HAS_SSLv3:
-                return None
-            context.minimum_version = context.maximum_version = VERSIONS[version]
-        else:
-            context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-            context.maximum_version = ssl.TLSVersion.TLSv1_2
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if version is not None:
+                if version == "SSLv3" and not ssl.HAS_SSLv3:
+                    return None
+                context.minimum_version = context.maximum_version = VERSIONS[version]
+            else:
+                context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+                context.maximum_version = ssl.TLSVersion.TLSv1_2
     except (ssl.SSLError, ValueError):
         return None
     if cipher_class and not [c for c in context.get_ciphers() if c.get("protocol") != "TLSv1.3"]:
