@@ -2,7 +2,8 @@
 
 The new state is built beside the repository (packages already there are hard-linked,
 new ones copied, then signed), ``createrepo_c --update`` writes the metadata,
-``SHA256SUMS`` (and ``SHA256SUMS.asc``) and ``index.json`` are written, and the new
+``SHA256SUMS`` (and ``SHA256SUMS.asc``), ``index.json`` and the pages people read (``index.html``, one page
+per build: ``repopage``) are written, and the new
 tree is swapped in with one ``renameat2(RENAME_EXCHANGE)``. A failure at any point
 leaves the previous repository exactly as it was.
 
@@ -31,7 +32,8 @@ from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
 from rebuild.files import is_inside, sha256_file
 from rebuild.log import Log
 from rebuild.pipeline.result import SCHEMA_VERSION, Manifest, Output, ResultDir
-from rebuild.systems.rpmfile import RpmInfo, read_info
+from rebuild.pipeline.repopage import write_pages
+from rebuild.systems.rpmfile import RpmInfo, read_info, read_summary
 
 INDEX = "index.json"
 # what a key ID, user ID or GnuPG home may not hold: they go into an rpm macros file, where % expands
@@ -226,6 +228,7 @@ def publish(results: list[Path], repo: Path, *, sign_key: str | None = None, gpg
                     "manifest_sha256": sha256_file(manifest_copy),
                     "published": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "signed_with": sign_key,
+                    "summary": read_summary(dest),
                     **evidence,
                 }
                 published[info.nevra] = entry
@@ -253,6 +256,7 @@ def publish(results: list[Path], repo: Path, *, sign_key: str | None = None, gpg
         if sign_key:
             _detach_sign(staging / "SHA256SUMS", sign_key, gpg_home, log)
         (staging / INDEX).write_text(json.dumps({"packages": packages}, indent=2) + "\n")
+        write_pages(staging, packages)
         staging.chmod(0o755)
         _swap_in(staging, repo)
     finally:
@@ -272,6 +276,13 @@ def _copy_evidence(folder: ResultDir, manifest: Manifest, staging: Path, nvr: st
         shutil.copyfile(folder.path / name, dest)
         fields[sub] = str(dest.relative_to(staging))
         fields[f"{sub}_sha256"] = sha256_file(dest)
+    for name, key in (("build.log", "build_log"), ("spec.diff", "spec_diff")):  # for people reading the pages
+        source = folder.path / name
+        if source.is_file() and not source.is_symlink():
+            dest = staging / "logs" / nvr / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, dest)
+            fields[key] = str(dest.relative_to(staging))
     return fields
 
 

@@ -70,6 +70,13 @@ def _ts():
 _QUERY = "%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{SOURCERPM}\\n"
 
 
+def read_summary(path: Path) -> str:
+    """The package's one-line Summary, as its header says (shown escaped wherever it is shown)."""
+    proc = hostcmd.run(["rpm", "-qp", "--nosignature", "--nodigest", "--qf", "%{SUMMARY}", "--", str(path)],
+                       "reading an RPM's summary", check=False)
+    return " ".join(proc.stdout.split())[:300] if proc.returncode == 0 else ""
+
+
 def source_buildrequires(path: Path) -> list[str]:
     """A source package's build requirements as its header records them (rpm 4.0.x records ``BuildPrereq:``
     there too), one ``NAME [OP VERSION]`` each, ``rpmlib(...)`` left out; UsageError when unreadable."""
