@@ -249,17 +249,21 @@ def targets(ctx: Context, recipes: tuple[Path, ...]) -> None:
 @click.option("--add", "adds", multiple=True, metavar="NAME=VALUE", help="Define a new macro at the top.")
 @click.option("--release-suffix", default="", help="Append this to Release (e.g. .rb1).")
 @click.option("--output", type=click.Path(path_type=Path), help="Write here instead of editing in place.")
-@click.option("--check", is_flag=True, help="Have the host's rpmspec read the result: does it parse, and what do the"
-                                            " edited macros expand to (exit 1 when it does not parse).")
+@click.option("--check", is_flag=True, help="Have rpmspec read the result in a throwaway container of --check-target"
+                                            " (a spec's %(...) runs shell code: never on this host): does it parse,"
+                                            " and what do the edited macros expand to (exit 1 when it does not parse).")
+@click.option("--check-target", default="testroot", show_default=True, shell_complete=complete_targets,
+              help="The target whose rpm parses the spec for --check.")
 @pass_ctx
 def patch(ctx: Context, spec: Path, sets: tuple[str, ...], adds: tuple[str, ...], release_suffix: str,
-          output: Path | None, check: bool) -> None:
+          output: Path | None, check: bool, check_target: str) -> None:
     """Edit macro definitions in SPEC and print the unified diff.
 
     In place, the original is kept as SPEC.orig (an existing .orig is never overwritten).
     A definition in a comment is edited too (rpm runs it); a multi-line body becomes one line.
     """
     from rebuild.config.recipe import SpecEdits, check_release_suffix
+    from rebuild.config.target import load_target
     from rebuild.pipeline.spec import patch_file
 
     if not (sets or adds or release_suffix):
@@ -268,6 +272,7 @@ def patch(ctx: Context, spec: Path, sets: tuple[str, ...], adds: tuple[str, ...]
     if problem:
         raise click.UsageError(f"--release-suffix: {problem}")
     edits = SpecEdits(macros=_pairs(sets, "--set"), add_macros=_pairs(adds, "--add"), release_suffix=release_suffix)
+    checker = load_target(check_target, ctx.settings.home) if check else None  # a bad name before any edit
     result = patch_file(spec, edits, output=output)
     for note in result.notes:
         ctx.log.warn(note)
@@ -277,13 +282,14 @@ def patch(ctx: Context, spec: Path, sets: tuple[str, ...], adds: tuple[str, ...]
         ctx.log.info(f"{spec}: nothing to change")
     if check:
         from rebuild.errors import CheckFailed
-        from rebuild.pipeline.spec import check_with_rpmspec
+        from rebuild.pipeline.spec import check_in_container
 
-        parsed, lines = check_with_rpmspec(output or spec, [n for n, _ in edits.macros + edits.add_macros])
+        parsed, lines = check_in_container(output or spec, [n for n, _ in edits.macros + edits.add_macros],
+                                           checker, ctx.engine(), ctx.log)
         for line in lines:
             click.echo(line)
         if not parsed:
-            raise CheckFailed(f"{output or spec}: the host's rpmspec cannot parse the result (see above)")
+            raise CheckFailed(f"{output or spec}: {check_target}'s rpmspec cannot parse the result (see above)")
 
 
 def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:

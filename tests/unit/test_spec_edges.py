@@ -120,16 +120,6 @@ def test_the_recipe_path_behaves_as_patch(tmp_path):
         edit_spec(SpecText.read(copy), load_recipe(recipe).spec)
 
 
-def test_check_reads_the_result_with_rpmspec(tmp_path):
-    path = _spec(tmp_path, "%define errata 80\n%description\nx\n")
-    proc = run_cli("patch", str(path), "--set", "errata=73", "--check")
-    assert proc.returncode == 0, proc.stderr
-    assert "check: x.spec parses" in proc.stdout and "check: %{errata} = '73'" in proc.stdout
-    old = _spec(tmp_path, "%define errata 80\nCopyright: GPL\n%description\nx\n")
-    proc = run_cli("patch", str(old), "--set", "errata=73", "--check")
-    assert proc.returncode == 1 and "Unknown tag" in proc.stdout and "target's own rpm" in proc.stdout
-
-
 def test_a_large_spec_is_edited_in_bounded_time(tmp_path):
     import time
 
