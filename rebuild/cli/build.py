@@ -44,7 +44,9 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
     builds through the recipe it implies (recorded in manifest.json):
     `rebuild build foo.src.rpm --target rh73 --set errata=73`.
     """
-    bare = any(ref.endswith(".src.rpm") for ref in recipes)
+    from rebuild.config.newrecipe import is_srpm
+
+    bare = any(is_srpm(ref) for ref in recipes)
     quick = None if bare else {"target": target_name, "skip_deps_check": skip_deps_check, "source_date_epoch": not no_sde,
                                "home": str(ctx.settings.home), "cache": str(ctx.settings.cache),
                                "mirrors": [list(m) for m in ctx.settings.mirrors]}
@@ -63,7 +65,7 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
         raise click.UsageError("--sha256 takes 64 hex digits")
     loaded = []
     for ref in recipes:
-        if ref.endswith(".src.rpm"):
+        if is_srpm(ref):
             if not target_name:
                 raise click.UsageError(f"{ref}: a bare SRPM needs --target TARGET")
             recipe, _ = implied_recipe(ref, target_name, _pairs(sets, "--set"), floors, sha.lower() if sha else None,

@@ -7,15 +7,16 @@ commented candidates for spec.macros, marking the ones the Release tag uses (lik
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
 from rebuild.config.recipe import Recipe, check_srpm_name, check_url, load_recipe
 from rebuild.errors import UsageError
 from rebuild.files import atomic_write, sha256_file
-from rebuild.systems.urls import file_name, local_path, redact
+from rebuild.systems.urls import file_name, local_path, redact, redact_text
 
 IMPLIED = ".implied"  # under --out: the recipes bare SRPMs imply
 
@@ -66,6 +67,12 @@ def _recipe_data(ref: SourceRef, target: str, sha256: str | None, macros: dict[s
     return data
 
 
+def is_srpm(ref: str) -> bool:
+    """Whether a command-line argument names a source package (a path, or a URL whose path ends in .src.rpm,
+    whatever its query says) rather than a recipe."""
+    return urlsplit(ref).path.endswith(".src.rpm") if "://" in ref else ref.endswith(".src.rpm")
+
+
 def implied_recipe(text: str, target: str, sets: tuple[tuple[str, str], ...], floors: Path | None,
                    sha256: str | None, folder: Path) -> tuple[Recipe, str]:
     """The recipe `rebuild build SRPM --target T` implies, written under *folder* (the output's .implied/) so
@@ -76,13 +83,19 @@ def implied_recipe(text: str, target: str, sets: tuple[tuple[str, str], ...], fl
                          f" recipe with `rebuild init {redact(text)}` (it pins what it downloads)")
     if ref.local is not None and sha256 is None:
         sha256 = sha256_file(ref.local)
-    text_yaml = yaml.safe_dump(_recipe_data(ref, target, sha256, dict(sets), floors), sort_keys=False)
+    data = _recipe_data(ref, target, sha256, dict(sets), floors)
+    text_yaml = yaml.safe_dump(data, sort_keys=False)
     folder.mkdir(parents=True, exist_ok=True)
     # named by the SRPM's file name and digest: two SRPMs of one name (less-332-8cl, less-332-9cl) in one
     # command each get their own recipe, and the evidence of each names its own input
     path = folder / f"{ref.name.removesuffix('.rpm').removesuffix('.src')}-{sha256[:12]}.yaml"
-    atomic_write(path, text_yaml)
-    return load_recipe(path), text_yaml
+    # on disk (and so in the evidence) with a URL's credentials redacted; the recipe built keeps them in memory
+    stored = redact_text(text_yaml)
+    atomic_write(path, stored)
+    recipe = load_recipe(path)
+    if stored != text_yaml:
+        recipe = replace(recipe, source=replace(recipe.source, urls=tuple(data["source"]["urls"])))
+    return recipe, stored
 
 
 def init_recipe(text: str, target: str, output: Path | None, specs: Path, sha256: str, spec_text: str | None) -> Path:

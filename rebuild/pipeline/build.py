@@ -34,7 +34,7 @@ from rebuild.roots.pins import check_image
 from rebuild.settings import Settings
 from rebuild.systems.engine import Engine, Mount
 from rebuild.systems.rpmfile import RpmInfo, read_info, source_buildrequires
-from rebuild.systems.urls import redact
+from rebuild.systems.urls import redact, redact_text
 
 HOSTNAME = "rebuild.localdomain"
 
@@ -335,7 +335,9 @@ def _attest(staging: Path, recipe: Recipe, manifest: Manifest, installed: dict) 
 
     inventory = [(name, str(evr), arch) for name, versions in sorted(installed["rpm"].items()) for evr, arch in versions]
     write_sbom(staging / "sbom.spdx.json", sbom(manifest, inventory, manifest.finished, installed["deb"]))
-    atomic_write(staging / FILE, json.dumps(statement(manifest, recipe.text), indent=2) + "\n", mode=0o644)
+    # the recipe as loaded, its URLs' credentials redacted (manifest.recipe.sha256 is the original's digest)
+    atomic_write(staging / FILE, json.dumps(statement(manifest, redact_text(recipe.text)), indent=2) + "\n",
+                 mode=0o644)
     return {name: sha256_file(staging / name) for name in ("sbom.spdx.json", FILE)}
 
 
@@ -347,7 +349,7 @@ def _implied(recipe: Recipe) -> dict | None:
         return None
     import yaml
 
-    return yaml.safe_load(recipe.text)
+    return yaml.safe_load(redact_text(recipe.text))
 
 
 def _warm_up(spec_edits: bool) -> None:

@@ -44,6 +44,14 @@ def redact(url: str) -> str:
     return urlunsplit(parsed._replace(netloc=netloc, query=query))
 
 
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def redact_text(text: str) -> str:
+    """*text* (a recipe, a YAML file) with every URL in it redacted: what may be stored or published."""
+    return _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
+
+
 def with_mirrors(urls: list[str], mirrors: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> list[str]:
     """Each URL rewritten by the first matching mirror (tried first), then the original."""
     out: list[str] = []
