@@ -12,7 +12,7 @@ MIRROR  ?=
 UPDATES ?=
 PYTEST_ARGS ?=
 
-.PHONY: all venv image rpms demo demo-sendmail test test-unit test-host-python bench clean
+.PHONY: all venv image rpms demo demo-sendmail test test-unit test-host-python lint bench clean
 
 all: rpms
 
@@ -57,6 +57,9 @@ demo-sendmail: venv
 
 test: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check rebuild tests bench
 
 test-unit: venv
 	$(VENV)/bin/python -m pytest -m "not docker and not mta" $(PYTEST_ARGS)

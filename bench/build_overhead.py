@@ -14,9 +14,18 @@ import shutil
 import sys
 
 from common import (
-    REBUILD, compile_spec, make_srpm, median, options,
-    report, testroot, timed, workdir, write_recipe,
+    REBUILD,
+    compile_spec,
+    make_srpm,
+    median,
+    options,
+    report,
+    testroot,
+    timed,
+    workdir,
+    write_recipe,
 )
+
 from rebuild.cli.build import EXAMPLE
 
 
@@ -42,8 +51,8 @@ def measure(label: str, image: str, srpm, recipe, runs: int, tmp) -> dict:
                 rebuild_times.append(timed([*REBUILD, "-q", "build", str(recipe), "--out", str(out)]))
     print(f"{label}: bare {[round(t, 2) for t in bare_times]} rebuild {[round(t, 2) for t in rebuild_times]}",
           file=sys.stderr)
-    overheads = [r - b for r, b in zip(rebuild_times, bare_times)]
-    ratios = [r / b for r, b in zip(rebuild_times, bare_times)]
+    overheads = [r - b for r, b in zip(rebuild_times, bare_times, strict=False)]
+    ratios = [r / b for r, b in zip(rebuild_times, bare_times, strict=False)]
     return {
         "package": label,
         "bare_s": round(median(bare_times), 3),

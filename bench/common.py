@@ -15,10 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rebuild.systems.dockerengine import DockerEngine  # noqa: E402
-from rebuild.roots.images import make_image  # noqa: E402
-from rebuild.log import Log  # noqa: E402
 from rebuild.config.target import load_target  # noqa: E402
+from rebuild.log import Log  # noqa: E402
+from rebuild.roots.images import make_image  # noqa: E402
+from rebuild.systems.dockerengine import DockerEngine  # noqa: E402
 
 REBUILD = [sys.executable, "-m", "rebuild"]
 

@@ -49,7 +49,7 @@ def main() -> dict:
 
         labels = [(a.label(), b.label()) for a, b in parsed]
         row["librpm_per_s"] = round(rate(rpm.labelCompare, labels, args.runs))
-        mismatches = sum(1 for (a, b), (la, lb) in zip(parsed, labels) if compare_evr(a, b) != rpm.labelCompare(la, lb))
+        mismatches = sum(1 for (a, b), (la, lb) in zip(parsed, labels, strict=False) if compare_evr(a, b) != rpm.labelCompare(la, lb))
         row["mismatches"] = mismatches
     except ImportError:
         row["librpm_per_s"] = None

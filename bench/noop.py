@@ -14,8 +14,17 @@ import subprocess
 import sys
 
 from common import (
-    REBUILD, ROOT, compile_spec, make_srpm, median, options, report,
-    testroot, timed, workdir, write_recipe,
+    REBUILD,
+    ROOT,
+    compile_spec,
+    make_srpm,
+    median,
+    options,
+    report,
+    testroot,
+    timed,
+    workdir,
+    write_recipe,
 )
 
 REBUILD_SCRIPT = [str(ROOT / ".venv" / "bin" / "rebuild")] if (ROOT / ".venv/bin/rebuild").exists() else REBUILD

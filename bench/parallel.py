@@ -10,8 +10,16 @@ from __future__ import annotations
 import shutil
 
 from common import (
-    REBUILD, compile_spec, make_srpm, median, options, report,
-    testroot, timed, workdir, write_recipe,
+    REBUILD,
+    compile_spec,
+    make_srpm,
+    median,
+    options,
+    report,
+    testroot,
+    timed,
+    workdir,
+    write_recipe,
 )
 
 
@@ -33,7 +41,7 @@ def main() -> dict:
             parallel.append(timed([*REBUILD, "-q", "build", *recipes, "--out", str(tmp / f"p{i}"), "--jobs", "2"]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    ratios = [p / s for p, s in zip(parallel, serial)]
+    ratios = [p / s for p, s in zip(parallel, serial, strict=False)]
     row = {"jobs1_s": round(median(serial), 3), "jobs2_s": round(median(parallel), 3), "ratio": round(median(ratios), 3)}
     report(row, args, f"4 recipes: --jobs 1 {row['jobs1_s']} s, --jobs 2 {row['jobs2_s']} s, "
                       f"ratio {row['ratio']} (median of {args.runs}; target <= 0.65 on 2 cores)")

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from common import REBUILD, make_srpm, median, options, report, testroot, timed, workdir, write_recipe
 
-from tests.engines import Registry, SecondEngine
 from rebuild.cli.build import EXAMPLE
 from rebuild.config.target import SHIPPED
+from tests.engines import Registry, SecondEngine
 
 
 def run(argv: list[str], env: dict) -> subprocess.CompletedProcess:
@@ -91,10 +91,10 @@ def transfer(runs: int, tmp: Path) -> dict:
                                      env={**os.environ, "REBUILD_TRANSFER": mode}))
     print(f"demo: bind {[round(t, 2) for t in times['bind']]} archive {[round(t, 2) for t in times['archive']]}",
           file=sys.stderr)
-    overheads = [a - b for a, b in zip(times["archive"], times["bind"])]
+    overheads = [a - b for a, b in zip(times["archive"], times["bind"], strict=False)]
     return {"bind_s": round(median(times["bind"]), 3), "archive_s": round(median(times["archive"]), 3),
             "overhead_s": round(median(overheads), 3),
-            "ratio": round(median([a / b for a, b in zip(times["archive"], times["bind"])]), 3)}
+            "ratio": round(median([a / b for a, b in zip(times["archive"], times["bind"], strict=False)]), 3)}
 
 
 def i686_tree() -> Path | None:

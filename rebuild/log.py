@@ -8,8 +8,9 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Iterator, Sequence
+from typing import IO
 
 
 class Log:
@@ -26,11 +27,11 @@ class Log:
         # looked up at each write when not given: a live status display redirects sys.stderr above itself
         return self._stream or sys.stderr
 
-    def child(self, prefix: str) -> "Log":
+    def child(self, prefix: str) -> Log:
         """A log for one of several builds running at once: every line says which."""
         return Log(self._stream, quiet=self.quiet, prefix=prefix)
 
-    def status_board(self, names: list[str]) -> "StatusBoard | None":
+    def status_board(self, names: list[str]) -> StatusBoard | None:
         """A live status line per build (phase, elapsed time, rpmbuild's last line) when the log goes to a
         terminal and not to CI; None otherwise (plain lines are enough)."""
         if self.quiet or self.ci or not getattr(self.stream, "isatty", lambda: False)():
@@ -52,7 +53,7 @@ class Log:
         prefix = f"[{where}] " if where else ""
         self._write(f"    $ {prefix}{shlex.join(argv)}")
 
-    def progress(self, label: str, total: int | None, done: int = 0, *, unit: str = "bytes") -> "Progress":
+    def progress(self, label: str, total: int | None, done: int = 0, *, unit: str = "bytes") -> Progress:
         """A progress report for *total* units (bytes, packages): a bar on a terminal, else a line per 10%."""
         return Progress(self, label, total, done, unit=unit)
 
@@ -81,7 +82,7 @@ class Log:
 def format_table(rows: Sequence[Sequence[str]], footer: Sequence[str] = ()) -> str:
     """Rows of text cells as left-aligned columns (the first row is the header), then *footer* lines."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() for row in rows]
     return "\n".join([*lines, *footer])
 
 
@@ -94,7 +95,8 @@ class Progress:
         self.bar = None
         if total and not log.quiet and getattr(log.stream, "isatty", lambda: False)():
             from rich.console import Console
-            from rich.progress import BarColumn, DownloadColumn, Progress as Bar, TimeRemainingColumn, TransferSpeedColumn
+            from rich.progress import BarColumn, DownloadColumn, TimeRemainingColumn, TransferSpeedColumn
+            from rich.progress import Progress as Bar
 
             columns = [BarColumn(), DownloadColumn(), TransferSpeedColumn()] if unit == "bytes" else [BarColumn()]
             self.bar = Bar("{task.description}", *columns, "{task.completed}/{task.total}" if unit != "bytes" else "",

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from rebuild.errors import UsageError
-
 
 
 def find_project(start: Path) -> Path:
@@ -46,7 +45,7 @@ class Settings:
     transfer: str = "auto"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         home = Path(env["REBUILD_HOME"]).resolve() if env.get("REBUILD_HOME") else find_project(Path.cwd().resolve())
         if env.get("REBUILD_CACHE"):

@@ -7,11 +7,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+
 from rebuild.config.target import SHIPPED
 
 DATA = Path(__file__).parent / "data"
@@ -114,9 +115,9 @@ def engine():
 @pytest.fixture(scope="session")
 def testroot(engine):
     """The testroot target with its image made (cached across runs under the rebuild cache)."""
-    from rebuild.roots.images import make_image
-    from rebuild.log import Log
     from rebuild.config.target import load_target
+    from rebuild.log import Log
+    from rebuild.roots.images import make_image
 
     target = load_target("testroot")
     make_image(target, engine, Log(quiet=True))

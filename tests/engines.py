@@ -50,7 +50,7 @@ class Registry:
         self.address = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Registry":
+    def __enter__(self) -> Registry:
         binary = shutil.which("docker-registry")
         if not binary:
             raise Unavailable("docker-registry is not installed (Debian: apt-get install docker-registry)")
@@ -90,7 +90,7 @@ class SecondEngine:
         self.host = f"tcp://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "SecondEngine":
+    def __enter__(self) -> SecondEngine:
         binary = shutil.which("dockerd")
         if not binary or os.geteuid() != 0:
             raise Unavailable("a second engine needs dockerd and root")

@@ -81,7 +81,7 @@ class FaultServer:
         host, port = self.httpd.server_address[:2]
         return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
-    def __enter__(self) -> "FaultServer":
+    def __enter__(self) -> FaultServer:
         self.thread.start()
         return self
 

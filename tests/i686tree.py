@@ -234,7 +234,7 @@ class Repackager:
         self.info = {deb: _fields(deb) for deb in debs}
         self.by_name = {f["Package"]: deb for deb, f in self.info.items()}
         provided: dict[str, str] = {}
-        for deb, f in self.info.items():
+        for _deb, f in self.info.items():
             for group in _alternatives(f.get("Provides", "")):
                 provided.setdefault(group[0], f["Package"])
         self.virtual = provided

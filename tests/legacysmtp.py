@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
 import ssl
+import subprocess
 import threading
 import warnings
 from dataclasses import dataclass
@@ -58,7 +58,7 @@ class LegacySMTP:
         self.threads: list[threading.Thread] = []
         self.seen: list[bytes] = []  # every command line received, for a test to look at
 
-    def __enter__(self) -> "LegacySMTP":
+    def __enter__(self) -> LegacySMTP:
         thread = threading.Thread(target=self._accept, daemon=True)
         thread.start()
         self.threads.append(thread)

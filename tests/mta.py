@@ -125,7 +125,7 @@ class Sendmail:
             exec /usr/sbin/sendmail -C {f}/test.cf -bD
             """))
 
-    def __enter__(self) -> "Sendmail":
+    def __enter__(self) -> Sendmail:
         self._prepare()
         self.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", str(self.folder / "run.sh")],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

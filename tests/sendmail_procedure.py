@@ -99,7 +99,7 @@ def certificates(folder: Path, client_subject: str = "CN=relay-client.rebuild.te
     from cryptography.x509.oid import NameOID
 
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def key():
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -189,7 +189,7 @@ class Server:
     def exec(self, *argv: str) -> subprocess.CompletedProcess:
         return run(["docker", "exec", self.name, "linux32", *argv])
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         etc = self.work / "etc-mail"
         (etc / "certs").mkdir(parents=True, exist_ok=True)
         for key in ("ca", "server", "server_key"):

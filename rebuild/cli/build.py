@@ -58,7 +58,6 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
     from rebuild.config.recipe import load_recipe
     from rebuild.config.target import load_target
     from rebuild.errors import BuildFailed
-
     from rebuild.pipeline.batch import build_many, summary_table
 
     if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
@@ -368,7 +367,8 @@ def fetch(ctx: Context, source: str, sha: str | None, dest: Path | None, lock: b
 @pass_ctx
 def plan(ctx: Context, recipes: tuple[Path, ...], fmt: str, target_name: str | None) -> None:
     """Print the CI build matrix: one entry per recipe and target (all of specs/ when none is given)."""
-    from rebuild.pipeline.plan import default_recipes, plan as make_plan, render
+    from rebuild.pipeline.plan import default_recipes, render
+    from rebuild.pipeline.plan import plan as make_plan
 
     home = ctx.settings.home
     click.echo(render(make_plan(list(recipes) or default_recipes(home), target_name, home), fmt))

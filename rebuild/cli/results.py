@@ -22,7 +22,8 @@ from rebuild.cli.main import Context, cli, pass_ctx
 def publish(ctx: Context, results: tuple[Path, ...], repo: Path, sign_key: str | None, gpg_home: Path | None,
             adopt: bool, as_json: bool) -> None:
     """Publish RESULT folders into a signed repository with createrepo_c metadata, atomically."""
-    from rebuild.pipeline.publish import publish as run_publish, step_summary
+    from rebuild.pipeline.publish import publish as run_publish
+    from rebuild.pipeline.publish import step_summary
 
     result = run_publish(list(results), repo, sign_key=sign_key, gpg_home=gpg_home, log=ctx.log, adopt=adopt)
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")

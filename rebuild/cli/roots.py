@@ -64,7 +64,6 @@ def image(ctx: Context, target: str, force: bool, mirror: str | None, updates: s
 def _dry_run(ctx: Context, target, mirror: str | None, updates: str | None, why: str | None) -> None:
     from rebuild.errors import UsageError
     from rebuild.roots.buildroot import plan_root, read_trees
-
     from rebuild.roots.images import tree_locations
 
     if target.image.method != "rpmtree":

@@ -205,7 +205,7 @@ def _source(top: Mapping, path: Path) -> Source:
             raise ConfigError(f"{path}:{src.line_of('sha256')}: source.sha256 must be 64 hex digits")
     keys = expect_str_list(src.get("gpg_keys"), path, "source.gpg_keys", src.line_of("gpg_keys"))
     resolved = tuple((path.parent / k).resolve() for k in keys)
-    for ref, key in zip(keys, resolved):
+    for ref, key in zip(keys, resolved, strict=False):
         try:
             read_user_file(key, "key file", max_bytes=1 << 20)
         except RebuildError as exc:
@@ -264,7 +264,7 @@ def _patches(spec: Mapping, path: Path) -> tuple[SpecPatch, ...]:
     if not isinstance(raw, list):
         raise ConfigError(f"{path}:{spec.line_of('patches')}: spec.patches must be a list of {{file: F, level: N}}")
     patches = []
-    for item, line in zip(raw, raw.item_lines):
+    for item, line in zip(raw, raw.item_lines, strict=False):
         item = expect_mapping(item, path, "a patch", line)
         check_keys(item, _PATCH_KEYS, path, "a patch", required=("file",))
         name = expect_str(item["file"], path, "patch file", item.line_of("file"))
@@ -328,7 +328,7 @@ def _checks(top: Mapping, path: Path) -> tuple[Check, ...]:
         raise ConfigError(f"{path}:{top.line_of('checks')}: checks must be a list")
     checks = []
     seen: set[str] = set()
-    for item, line in zip(raw, raw.item_lines):
+    for item, line in zip(raw, raw.item_lines, strict=False):
         item = expect_mapping(item, path, "a check", line)
         check_keys(item, _CHECK_KEYS, path, "a check", required=("name", "run"))
         name = expect_str(item["name"], path, "check name", item.line_of("name"))

@@ -7,9 +7,10 @@ is a different RPM version), so callers convert numbers explicitly.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from rebuild.errors import ConfigError, UsageError
 
@@ -32,7 +33,7 @@ class Sequence(list):
     item_lines: list
 
 
-@lru_cache(maxsize=None)
+@cache
 def _loader_class():
     """The loader, made on first use: reading a file's bytes (a plain floors manifest) needs no YAML."""
     import yaml
@@ -161,7 +162,7 @@ def expect_str_list(value: Any, path: Path, where: str, line: int, *, single_ok:
     if not isinstance(value, list):
         raise ConfigError(f"{path}:{line}: {where} must be a list of strings, not {_kind(value)}")
     lines = getattr(value, "item_lines", [line] * len(value))
-    return tuple(expect_str(item, path, f"{where} item", item_line) for item, item_line in zip(value, lines))
+    return tuple(expect_str(item, path, f"{where} item", item_line) for item, item_line in zip(value, lines, strict=False))
 
 
 def _kind(value: Any) -> str:

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rebuild.evidence import rpmdiff
@@ -41,10 +41,10 @@ class Reproducibility:
         return format_table([("PACKAGE", "WHAT", "FILE OR TAG", "FIRST", "SECOND"), *self.rows])
 
     def record(self) -> dict:
-        return {"verdict": self.verdict, "checked": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        return {"verdict": self.verdict, "checked": datetime.now(UTC).isoformat(timespec="seconds"),
                 "rpm_version": self.rpm_version, "packages": self.packages, "note": self.note,
                 "second_build": {"hostname": SECOND_BUILD.hostname, "tz": SECOND_BUILD.tz, "tree": SECOND_BUILD.tree},
-                "differences": [dict(zip(("package", "what", "item", "first", "second"), row)) for row in self.rows]}
+                "differences": [dict(zip(("package", "what", "item", "first", "second"), row, strict=False)) for row in self.rows]}
 
 
 def verdict(diffs: list[rpmdiff.PackageDiff], only_a: list[str], only_b: list[str],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 
 from rebuild import __version__
@@ -120,9 +121,9 @@ def sbom(manifest: Manifest, inventory: list[tuple[str, str, str]] | None, creat
 
 def _spdx_time(iso: str) -> str:
     """SPDX wants YYYY-MM-DDThh:mm:ssZ."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_sbom(path: Path, document: dict) -> None:

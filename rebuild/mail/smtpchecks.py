@@ -8,7 +8,6 @@ Every check speaks MAIL/RCPT/VRFY/EXPN/RSET only: nothing is ever delivered. Eac
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -101,7 +100,7 @@ def starttls_injection(sock_factory, context: ssl.SSLContext, timeout: float) ->
         tls.settimeout(min(timeout, 1.5))  # a server that runs injected commands answers them at once
         try:
             answer = tls.recv(512)
-        except (socket.timeout, TimeoutError, ssl.SSLError, OSError):
+        except (TimeoutError, ssl.SSLError, OSError):
             answer = b""
         finally:
             tls.close()

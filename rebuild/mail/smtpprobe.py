@@ -117,7 +117,7 @@ def probe(host: str, port: int, options: ProbeOptions = ProbeOptions()) -> Probe
             _session(smtp, host, port, options, clock, report)
         except smtplib.SMTPResponseException as exc:
             report.add(ERROR, "reply", f"the server's reply was cut off: {exc.smtp_error!s}")
-        except (socket.timeout, TimeoutError, smtplib.SMTPServerDisconnected, ssl.SSLError, OSError) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, ssl.SSLError, OSError) as exc:
             if clock.expired:
                 report.add(ERROR, "deadline", f"the probe took longer than {options.deadline:g}s; stopped")
             elif isinstance(exc, (socket.timeout, TimeoutError)):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ssl
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 ERROR, WARNING = "error", "warning"
 LEGACY_CIPHERS = "ALL:COMPLEMENTOFALL:@SECLEVEL=0"
@@ -114,7 +114,7 @@ def certificate_findings(cert: dict, host: str) -> list[tuple[str, str, str]]:
         found.append((WARNING, "certificate-signature", f"the certificate is signed with {signature.upper()}:"
                                                         " re-issue it with SHA-256 (openssl req -sha256)"))
     not_after = cert.get("not_after")
-    if not_after and datetime.fromisoformat(not_after) < datetime.now(timezone.utc):
+    if not_after and datetime.fromisoformat(not_after) < datetime.now(UTC):
         found.append((ERROR, "certificate-expired", f"the certificate expired on {not_after}: renew it"
                                                     " (confSERVER_CERT)"))
     names = cert.get("names") or []

@@ -15,11 +15,11 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from rebuild import __version__
 from rebuild.config.recipe import Recipe
@@ -118,7 +118,7 @@ def build(
     *quick*: the command line's options, to record the no-op fast path's entry under (``quickindex``)."""
     settings = settings or Settings.from_env()
     started = time.monotonic()
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     out_dir = _out_dir(out_dir)
     state = StateLog(on_phase=on_phase)
     with state.phase("source"):
@@ -233,7 +233,7 @@ def build(
                 problem.message += f"; the RPMs and logs are in {failed_dir}"
                 raise problem
         manifest = replace(manifest, phases=tuple(state.phases),
-                           finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           finished=datetime.now(UTC).isoformat(timespec="seconds"),
                            duration_seconds=round(time.monotonic() - started, 3))
         result_dir.write(replace(manifest, attestations=_attest(staging, recipe, manifest, installed)))
         final = out_dir / built_nvr

@@ -19,7 +19,7 @@ import re
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -170,7 +170,7 @@ def write_lock(recipe: Recipe, sha256: str, url: str) -> Path:
     data.setdefault("srpms", {})[recipe.source.srpm] = {
         "sha256": sha256,
         "url": redact(url),
-        "locked": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "locked": datetime.now(UTC).isoformat(timespec="seconds"),
         "how": "trust on first use",
     }
     atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -9,9 +9,10 @@ prints.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from rebuild.errors import CheckFailed, EnvironmentProblem, RebuildError, UsageError
 from rebuild.systems.evr import EVR, compare_evr, parse

@@ -24,15 +24,15 @@ import shutil
 import stat
 import tempfile
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rebuild import hostcmd
 from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
 from rebuild.files import is_inside, sha256_file
 from rebuild.log import Log
-from rebuild.pipeline.result import SCHEMA_VERSION, Manifest, Output, ResultDir
 from rebuild.pipeline.repopage import write_pages
+from rebuild.pipeline.result import SCHEMA_VERSION, Manifest, Output, ResultDir
 from rebuild.systems.rpmfile import RpmInfo, read_info, read_summary
 
 INDEX = "index.json"
@@ -226,7 +226,7 @@ def publish(results: list[Path], repo: Path, *, sign_key: str | None = None, gpg
                     "recipe": manifest.recipe.name,
                     "manifest": str(manifest_copy.relative_to(staging)),
                     "manifest_sha256": sha256_file(manifest_copy),
-                    "published": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "published": datetime.now(UTC).isoformat(timespec="seconds"),
                     "signed_with": sign_key,
                     "summary": read_summary(dest),
                     **evidence,

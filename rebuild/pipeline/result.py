@@ -155,14 +155,14 @@ class Manifest:
         return json.dumps(data, indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str, where: str) -> "Manifest":
+    def from_json(cls, text: str, where: str) -> Manifest:
         try:
             data = json.loads(text)
         except ValueError as exc:
             raise BadManifest(f"{where}: not JSON ({exc})") from None
         return _build(cls, data, where)
 
-    def with_checks(self, checks: list[CheckResult]) -> "Manifest":
+    def with_checks(self, checks: list[CheckResult]) -> Manifest:
         return replace(self, checks=tuple(checks))
 
 

@@ -35,7 +35,7 @@ class SpecText:
     endings: list[str]
 
     @classmethod
-    def read(cls, path: Path) -> "SpecText":
+    def read(cls, path: Path) -> SpecText:
         from rebuild.files import read_user_file
 
         path = Path(path)
@@ -50,7 +50,8 @@ class SpecText:
             text, encoding = raw.decode("latin-1"), "latin-1"
             controls = sum(1 for ch in text if "\x80" <= ch <= "\x9f" or (ch < " " and ch not in "\t\r\n\f"))
             if controls:
-                raise UsageError(f"{path}: neither UTF-8 nor Latin-1 text ({controls} control bytes); not a spec")
+                raise UsageError(f"{path}: neither UTF-8 nor Latin-1 text ({controls} control bytes);"
+                                 " not a spec") from None
         if not _LOOKS_LIKE_SPEC.search(text):
             raise UsageError(f"{path}: no Name:/Release: tag or %define found; not a spec file")
         bodies, endings = [], []
@@ -69,7 +70,7 @@ class SpecText:
         return cls(path, encoding, bodies, endings)
 
     def text(self) -> str:
-        return "".join(b + e for b, e in zip(self.bodies, self.endings))
+        return "".join(b + e for b, e in zip(self.bodies, self.endings, strict=False))
 
     @property
     def newline(self) -> str:

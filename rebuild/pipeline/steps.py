@@ -194,7 +194,8 @@ def edit_spec(step: Step, spec_path: Path) -> SpecReport:
     if recipe.spec.empty:
         return report  # and specfile (~0.1 s to load) is never loaded
     from rebuild.files import atomic_write
-    from rebuild.pipeline.spec import SpecText, edit_spec as edit, encoded
+    from rebuild.pipeline.spec import SpecText, encoded
+    from rebuild.pipeline.spec import edit_spec as edit
 
     with step.log.step(f"edit {spec_path.name}"):
         spec = SpecText.read(spec_path)

@@ -13,10 +13,11 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from rebuild.errors import BuildFailed
 from rebuild.files import sha256_file
@@ -43,7 +44,7 @@ class StateLog:
         self.pending.clear()
 
     def _line(self, text: str) -> None:
-        stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         line = f"{stamp} {text}\n"
         if self.path is None:
             self.pending.append(line)
@@ -51,7 +52,7 @@ class StateLog:
         with self.path.open("a") as fh:
             fh.write(line)
 
-    def phase(self, name: str) -> "_Phase":
+    def phase(self, name: str) -> _Phase:
         return _Phase(self, name)
 
 

@@ -129,7 +129,7 @@ def fetch_packages(packages: list[PackageMeta] | list[LockedPackage], cache: Pat
     finally:
         progress.close()
     locked = []
-    for pkg, fetched in zip(packages, results):
+    for pkg, fetched in zip(packages, results, strict=False):
         known[pkg.filename] = fetched.sha256
         locked.append(pkg if isinstance(pkg, LockedPackage) else locked_package(pkg, fetched.sha256, fetched.size))
     return [f.path for f in results], locked

@@ -30,6 +30,7 @@ from rebuild.roots.pins import image_dir
 from rebuild.roots.solver import Unsolvable, Want
 from rebuild.systems.engine import Engine, Mount
 
+
 @dataclass(frozen=True)
 class Layer:
     image_id: str

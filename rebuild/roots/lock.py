@@ -54,7 +54,7 @@ class RootLock:
         return hashlib.sha256(self.to_json().encode()).hexdigest()
 
     @classmethod
-    def from_json(cls, text: str, where: str) -> "RootLock":
+    def from_json(cls, text: str, where: str) -> RootLock:
         try:
             data = json.loads(text)
             packages = tuple(LockedPackage(**p) for p in data["packages"])

@@ -177,13 +177,14 @@ def _solve(trees, arch, wants, installed, rpmlib: dict[str, str] | None) -> Solu
 def _why(pool, solver, metas: dict, install: list[PackageMeta], jobs, wants: list[Want]) -> dict:
     """For each package of the root, the shortest chain of requirements from what was asked:
     nevra -> (requirer nevra or None, capability or "asked for (kind: text)")."""
-    import solv
     from collections import deque
+
+    import solv
 
     chosen = {sid for sid, meta in metas.items() if meta in install}
     why: dict = {}
     queue: deque = deque()
-    for job, want in zip(jobs, wants):
+    for job, want in zip(jobs, wants, strict=False):
         for s in job.solvables():
             if s.id in chosen and metas[s.id].nevra not in why:
                 why[metas[s.id].nevra] = (None, f"asked for ({want.kind}: {want.text})")

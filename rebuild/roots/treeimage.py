@@ -23,7 +23,15 @@ from rebuild import __version__, hostcmd
 from rebuild.config.target import Target
 from rebuild.errors import EnvironmentProblem, UsageError
 from rebuild.log import Log
-from rebuild.roots.buildroot import SNAPSHOT, base_wants, fetch_packages, make_lock, plan_root, read_trees, save_snapshot
+from rebuild.roots.buildroot import (
+    SNAPSHOT,
+    base_wants,
+    fetch_packages,
+    make_lock,
+    plan_root,
+    read_trees,
+    save_snapshot,
+)
 from rebuild.roots.lock import LOCK_IN_IMAGE, LockedPackage, RootLock, lock_path, read_lock, write_lock
 from rebuild.roots.pins import Pin, image_dir, pin_image, read_pin, write_json
 from rebuild.roots.solver import Want

@@ -69,7 +69,7 @@ class PackageMeta:
         return unquote(Path(urlsplit(self.url).path).name)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PackageMeta":
+    def from_dict(cls, data: dict) -> PackageMeta:
         data = dict(data)
         for key in ("provides", "requires", "conflicts", "obsoletes"):
             data[key] = tuple(tuple(d) for d in data[key])
@@ -81,7 +81,7 @@ def _deps(hdr, names: int, flags: int, versions: int) -> tuple[tuple[str, str, s
     import rpm
 
     out = []
-    for name, flag, version in zip(hdr[names] or [], hdr[flags] or [], hdr[versions] or []):
+    for name, flag, version in zip(hdr[names] or [], hdr[flags] or [], hdr[versions] or [], strict=False):
         op = _SENSE.get(flag & (rpm.RPMSENSE_LESS | rpm.RPMSENSE_GREATER | rpm.RPMSENSE_EQUAL), "")
         out.append((str(name), op, str(version) if op else ""))
     return tuple(out)

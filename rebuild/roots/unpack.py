@@ -52,7 +52,7 @@ class RootDir:
         self._dirs.clear()
         os.close(self.fd)
 
-    def __enter__(self) -> "RootDir":
+    def __enter__(self) -> RootDir:
         return self
 
     def __exit__(self, *exc) -> None:

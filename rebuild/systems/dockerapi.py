@@ -15,7 +15,7 @@ import json
 import os
 import socket
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import quote, urlencode, urlparse
 
 API = "/v1.41"

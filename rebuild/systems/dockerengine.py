@@ -9,9 +9,9 @@ import shutil
 import signal
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from rebuild.errors import BuildFailed, EnvironmentProblem
 from rebuild.log import Log
@@ -140,7 +140,7 @@ class DockerEngine:
         self._live: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
-    def for_log(self, log: Log) -> "DockerEngine":
+    def for_log(self, log: Log) -> DockerEngine:
         """The same engine (connected on first use), echoing commands to *log* (one per parallel build)."""
         other = DockerEngine(log, keep_containers=self._keep, transfer=self._transfer)
         other._shared, other._live, other._lock = self._shared, self._live, self._lock

@@ -15,10 +15,11 @@ and through registries: ``dockerimages``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from rebuild.log import Log
 from rebuild.systems.dockerimages import ImageInfo, Reference
@@ -69,7 +70,7 @@ class Container(Protocol):
 
 
 class Engine(Protocol):
-    def for_log(self, log: Log) -> "Engine":
+    def for_log(self, log: Log) -> Engine:
         """The same engine echoing its commands to *log* (one per parallel build)."""
 
     def image_id(self, tag: str) -> str | None:

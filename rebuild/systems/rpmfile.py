@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rebuild import hostcmd
-from rebuild.files import SAFE_NAME
 from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
+from rebuild.files import SAFE_NAME
 
 LEAD_MAGIC = b"\xed\xab\xee\xdb"
 HEADER_MAGIC = b"\x8e\xad\xe8\x01"

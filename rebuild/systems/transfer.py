@@ -15,8 +15,8 @@ import shutil
 import stat
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 from rebuild.errors import BuildFailed
 from rebuild.log import Log

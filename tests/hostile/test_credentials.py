@@ -37,8 +37,9 @@ def test_a_credentialed_srpm_url_leaves_no_password_in_output_cache_or_repositor
     with FaultServer(files={"/SRPMS/" + srpm.name: srpm.read_bytes()}) as server:
         url = server.url.replace("http://", f"http://builder:{PASSWORD}@") + f"/SRPMS/{srpm.name}?token={TOKEN}"
         # the image pin lives in the default cache: share it
-        from rebuild.roots.pins import image_dir
         import shutil
+
+        from rebuild.roots.pins import image_dir
 
         shutil.copytree(image_dir(testroot).parent.parent, cache / "images", ignore=shutil.ignore_patterns("*.tar"))
         built = run_cli("build", url, "--sha256", digest, "--target", "testroot", "--set", "errata=73",

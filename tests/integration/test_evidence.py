@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA, make_srpm, run_cli, write_recipe
 from rebuild.cli.build import EXAMPLE
+from tests.conftest import DATA, make_srpm, run_cli, write_recipe
 
 pytestmark = pytest.mark.docker
 

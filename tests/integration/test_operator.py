@@ -13,10 +13,10 @@ import time
 
 import pytest
 
+from rebuild.config.target import SHIPPED
 from tests.conftest import DATA, ROOT, copy_case, make_srpm, run_cli
 from tests.httpfault import FaultServer
 from tests.rpmtree_data import make_tree
-from rebuild.config.target import SHIPPED
 
 pytestmark = pytest.mark.docker
 

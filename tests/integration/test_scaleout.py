@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, make_srpm, run_cli, write_recipe
-from tests.engines import Registry, SecondEngine, Unavailable
+from rebuild.cli.build import EXAMPLE
 from rebuild.config.target import SHIPPED, load_target
 from rebuild.roots.pins import image_dir
-from rebuild.cli.build import EXAMPLE
+from tests.conftest import ROOT, make_srpm, run_cli, write_recipe
+from tests.engines import Registry, SecondEngine, Unavailable
 
 pytestmark = pytest.mark.docker
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from rebuild.config.target import SHIPPED
 from rebuild.roots.solver import Want, solve
 from rebuild.roots.treeindex import read_tree
 from rebuild.roots.unpack import UnsafePayload, unpack
 from tests.conftest import ROOT, run_cli
 from tests.httpfault import FaultServer
 from tests.rpmtree_data import build_rpm, make_tree, simple_spec
-from rebuild.config.target import SHIPPED
 
 pytestmark = pytest.mark.docker
 

@@ -8,12 +8,12 @@ container has mounted (an ``rpm -i`` that writes a spec into the mounted work tr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Union
 
-Answer = Union[tuple[int, bytes], Callable[[list[str], dict[str, Path]], tuple[int, bytes]]]
+Answer = tuple[int, bytes] | Callable[[list[str], dict[str, Path]], tuple[int, bytes]]
 
 
 @dataclass
@@ -68,7 +68,7 @@ class FakeEngine:
     registry: dict[str, str] = field(default_factory=dict)       # REPOSITORY@DIGEST -> image ID
     files: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (image, path) -> content
 
-    def for_log(self, log) -> "FakeEngine":
+    def for_log(self, log) -> FakeEngine:
         return self
 
     def image_id(self, tag: str) -> str | None:

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from rebuild.pipeline import buildindex as cache
 from rebuild.config.floors import load_manifest
 from rebuild.config.recipe import Check, SpecEdits, load_recipe
 from rebuild.config.target import load_target
+from rebuild.pipeline import buildindex as cache
 from tests.unit.test_recipe import GOOD
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rebuild.pipeline.floors import MISSING, OK, TOO_OLD, check, load_floors, parse_installed
 from rebuild.errors import ConfigError, UsageError
+from rebuild.pipeline.floors import MISSING, OK, TOO_OLD, check, load_floors, parse_installed
 from tests.conftest import ROOT, run_cli
 
 INSTALLED = """\

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from rebuild.pipeline import steps
-from rebuild.errors import BuildFailed
 from rebuild.config.target import load_target
+from rebuild.errors import BuildFailed
+from rebuild.pipeline import steps
 from tests.unit.fake_engine import FakeContainer
 
 

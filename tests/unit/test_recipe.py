@@ -4,8 +4,8 @@ import textwrap
 
 import pytest
 
-from rebuild.errors import ConfigError
 from rebuild.config.recipe import load_recipe
+from rebuild.errors import ConfigError
 
 GOOD = """\
 name: sendmail

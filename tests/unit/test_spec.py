@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rebuild.errors import UsageError
 from rebuild.config.recipe import SpecEdits
+from rebuild.errors import UsageError
 from rebuild.pipeline.spec import SpecText, edit_spec, patch_file
 from tests.conftest import DATA, copy_case, run_cli
 

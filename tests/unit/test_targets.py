@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from rebuild.errors import ConfigError, UsageError
 from rebuild.config.target import load_target
+from rebuild.errors import ConfigError, UsageError
 
 
 def test_testroot_target():

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import ssl
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from rebuild.mail import smtpchecks, tlscheck
 
 
 def _cert(**over) -> dict:
     cert = {"key_type": "RSA", "key_bits": 2048, "signature_hash": "sha256", "names": ["mail.example.com"],
-            "not_after": (datetime.now(timezone.utc) + timedelta(days=30)).isoformat()}
+            "not_after": (datetime.now(UTC) + timedelta(days=30)).isoformat()}
     return {**cert, **over}
 
 
