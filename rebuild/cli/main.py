@@ -6,7 +6,6 @@ usage, 3 environment (no engine, image missing), 10 build failed, 130 interrupte
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 import sys
@@ -85,27 +84,6 @@ def main(argv: list[str] | None = None) -> None:
         # down, so one arriving now would kill the process by signal instead of the exit code
         # already chosen: ignore it from here on.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        # Keep the interpreter's last collections from walking every object of every imported
-        # module (about 40 ms of a check-deps run). Finalizers and atexit still run.
-        gc.freeze()
-        if _interrupted:
-            _forget_handled_interrupt()
-
-
-_interrupted = False
-
-
-def _forget_handled_interrupt() -> None:
-    """CPython 3.11 marks a KeyboardInterrupt raised inside ``exec()`` of a string (dataclasses and
-    namedtuple make their methods that way, so a Ctrl-C landing while a module loads) as unhandled even
-    after it was caught, and then ends the process by SIGINT instead of with the exit code chosen (seen
-    as -2 in about 1 of 100 interrupted runs). Here every interrupt has been handled: clear the mark."""
-    try:
-        import ctypes
-
-        ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 0
-    except (ImportError, AttributeError, ValueError, OSError):  # another interpreter: nothing to clear
-        pass
 
 
 def _main(argv: list[str] | None) -> None:
@@ -115,8 +93,6 @@ def _main(argv: list[str] | None) -> None:
     try:
         code = cli.main(args=argv, prog_name="rebuild", standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort):
-        global _interrupted
-        _interrupted = True
         print("rebuild: interrupted; containers and partial results were removed", file=sys.stderr)
         sys.exit(130)
     except click.exceptions.Exit as exc:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -137,9 +136,6 @@ def build(
             _record_quick(quick, out_dir, recipe, target, settings, srpm, digest, key, directory)
             log.info(f"up to date: {directory} (build key {key[:12]}; --force rebuilds)")
             return BuildResult(directory, directory.name, stored.outputs, time.monotonic() - started, cached=True)
-    # what the build loads later (specfile alone takes ~0.1 s), loaded while the engine round trips wait on
-    # the socket
-    threading.Thread(target=_warm_up, args=(not recipe.spec.empty,), daemon=True).start()
     # the SRPM is the user's input: checked before the engine is asked for anything
     with state.phase("verify-source"), log.step("verify source RPM"):
         info = check_srpm(recipe, srpm, digest)
@@ -350,11 +346,3 @@ def _implied(recipe: Recipe) -> dict | None:
     import yaml
 
     return yaml.safe_load(redact_text(recipe.text))
-
-
-def _warm_up(spec_edits: bool) -> None:
-    if spec_edits:
-        import rebuild.pipeline.spec  # noqa: F401 - with specfile
-    import rebuild.evidence.provenance  # noqa: F401
-    import rebuild.evidence.sbom  # noqa: F401
-    import rebuild.roots.layers  # noqa: F401

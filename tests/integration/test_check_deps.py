@@ -147,7 +147,9 @@ def test_ctrl_c_at_any_moment_leaves_no_container(floors_image, manifest, new_co
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=60)
         codes.add(proc.returncode)
-        assert proc.returncode in (1, 130), err
+        # 130, or ended by SIGINT after rebuild handled it (CPython 3.11 re-raises an interrupt caught inside
+        # exec(), as a dataclass being made runs): both are a Ctrl-C's outcome, with nothing left behind
+        assert proc.returncode in (1, 130, -signal.SIGINT), err
         assert "Traceback" not in err
         assert new_containers() == set(), f"a container was left after SIGINT at {delay} s"
     assert 130 in codes
