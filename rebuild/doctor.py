@@ -18,7 +18,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rebuild.config.target import available_targets, load_target
 from rebuild.errors import RebuildError
+from rebuild.log import format_table
+from rebuild.roots.pins import image_dir, read_pin
 from rebuild.settings import Settings
 
 OK, WARN, FAIL = "ok", "warning", "FAILED"
@@ -81,8 +84,6 @@ def check_engine(engine) -> tuple[list[Finding], bool]:
 
 def check_targets(engine, settings: Settings) -> list[Finding]:
     """Every pinned image still in the engine; in a pinned 32-bit target's image, the build's personality probe."""
-    from rebuild.config.target import available_targets, load_target
-    from rebuild.roots.pins import image_dir, read_pin
 
     findings = []
     for name in available_targets(settings.home):
@@ -172,8 +173,6 @@ def diagnose(engine, settings: Settings, out_dir: Path) -> list[Finding]:
 
 
 def format_findings(findings: list[Finding]) -> str:
-    from rebuild.log import format_table
-
     rows = [("CHECK", "STATUS", "DETAIL", "FIX")] + [(f.check, f.status, f.detail, f.fix) for f in findings]
     failed = sum(f.status == FAIL for f in findings)
     warned = sum(f.status == WARN for f in findings)

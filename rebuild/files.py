@@ -10,10 +10,10 @@ the size.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,42 +38,15 @@ def _umask() -> int:
 _UMASK = _umask()
 
 
-# The interpreter's own SHA-256 needs no OpenSSL to load (about 3 ms) but hashes at a seventh of its speed
-# (170 against 1,200 MB/s here): it takes the first half MiB a command hashes (a recipe, a manifest, an
-# image's identity: the no-op rebuild and check-deps often hash no more), OpenSSL's everything after.
-# The digests are the same.
-SMALL_INPUT = 1 << 19
-_small_hashed = 0
-
-
-def _sha256(size: int):
-    global _small_hashed
-    if "_hashlib" not in sys.modules and _small_hashed + size <= SMALL_INPUT:
-        _small_hashed += size
-        try:
-            from _sha256 import sha256  # CPython 3.11
-        except ImportError:
-            try:
-                from _sha2 import sha256  # CPython 3.12 and later
-            except ImportError:
-                from hashlib import sha256
-        return sha256()
-    import hashlib
-
-    return hashlib.sha256()
-
-
 def sha256_bytes(data: bytes) -> str:
     """The sha256 of *data*, hex."""
-    digest = _sha256(len(data))
-    digest.update(data)
-    return digest.hexdigest()
+    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
     """The sha256 of the file at *path*, read in 1 MiB blocks."""
     with open(path, "rb") as fh:
-        digest = _sha256(os.fstat(fh.fileno()).st_size)
+        digest = hashlib.sha256()
         for block in iter(lambda: fh.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()

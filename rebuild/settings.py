@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rebuild.errors import UsageError
+from rebuild.systems.urls import redact
 
 
 def find_project(start: Path) -> Path:
@@ -69,8 +70,6 @@ def parse_mirrors(spec: str, where: str = "--mirror") -> tuple[tuple[str, str], 
             continue
         old, sep, new = item.partition("=")
         if not sep or not old or not new:
-            from rebuild.systems.urls import redact
-
             raise UsageError(f"{where}: {redact(item)!r}: expected FROM=TO, e.g."
                              " https://archive.example/pub=file:///srv/mirror/pub")
         pairs.append((old, new))

@@ -13,6 +13,27 @@ from pathlib import Path
 import click
 
 from rebuild.cli.main import Context, cli, complete_recipes, complete_targets, pass_ctx
+from rebuild.config.newrecipe import IMPLIED, implied_recipe, init_recipe, is_srpm, source_ref
+from rebuild.config.recipe import MACRO_NAME, SpecEdits, check_release_suffix, load_recipe
+from rebuild.config.target import SHIPPED, load_target, target_sources
+from rebuild.errors import BuildFailed, CheckFailed, EnvironmentProblem, UsageError
+from rebuild.evidence.reproduce import check_reproducible
+from rebuild.files import atomic_copy, sha256_file
+from rebuild.hostcmd import run
+from rebuild.pipeline import fetch as fetching
+from rebuild.pipeline import quickindex
+from rebuild.pipeline.batch import build_many, summary_table
+from rebuild.pipeline.buildindex import key_for
+from rebuild.pipeline.fetch import Cache, fetch_urls, locate_srpm
+from rebuild.pipeline.plan import default_recipes, render
+from rebuild.pipeline.plan import plan as make_plan
+from rebuild.pipeline.spec import check_in_container, patch_file
+from rebuild.roots.images import make_image
+from rebuild.settings import parse_mirrors
+from rebuild.systems.download import FetchOptions
+from rebuild.systems.evr import compare
+from rebuild.systems.rpmfile import payload
+from rebuild.systems.urls import file_name, redact, with_mirrors
 
 
 @cli.command()
@@ -44,7 +65,6 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
     builds through the recipe it implies (recorded in manifest.json):
     `rebuild build foo.src.rpm --target rh73 --set errata=73`.
     """
-    from rebuild.config.newrecipe import is_srpm
 
     bare = any(is_srpm(ref) for ref in recipes)
     quick = None if bare else {"target": target_name, "skip_deps_check": skip_deps_check, "source_date_epoch": not no_sde,
@@ -54,11 +74,6 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
     if quick is not None and len(recipes) == 1 and not (force or check_reproducible or as_json) \
             and _all_up_to_date(ctx, recipes, out_dir, quick):
         return
-    from rebuild.config.newrecipe import IMPLIED, implied_recipe
-    from rebuild.config.recipe import load_recipe
-    from rebuild.config.target import load_target
-    from rebuild.errors import BuildFailed
-    from rebuild.pipeline.batch import build_many, summary_table
 
     if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
         raise click.UsageError("--sha256 takes 64 hex digits")
@@ -103,14 +118,11 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
         raise BuildFailed(f"{len(failed)} of {len(items)} builds failed: {', '.join(i.recipe.name for i in failed)}")
     differ = sorted(name for name, report in reports.items() if not report.ok)
     if differ:
-        from rebuild.errors import CheckFailed
-
         raise CheckFailed(f"not reproducible: {', '.join(differ)} (the differences are in each manifest.json)")
 
 
 def _all_up_to_date(ctx: Context, recipes: tuple[str, ...], out_dir: Path, quick: dict) -> bool:
     """The no-op fast path (``quickindex``): every recipe's result printed when none of its inputs changed."""
-    from rebuild.pipeline import quickindex
 
     out = Path(out_dir).resolve()
     hits = [quickindex.lookup(out, Path(ref), quick) for ref in recipes]
@@ -126,7 +138,6 @@ def _all_up_to_date(ctx: Context, recipes: tuple[str, ...], out_dir: Path, quick
 
 def _check_reproducible(ctx: Context, items, pairs, skip_deps_check: bool, source_date_epoch: bool, echo) -> dict:
     """Each built recipe built a second time and compared; the verdict printed and returned by recipe name."""
-    from rebuild.evidence.reproduce import check_reproducible
 
     targets = {recipe.name: target for recipe, target in pairs}
     reports = {}
@@ -152,12 +163,6 @@ def _check_reproducible(ctx: Context, items, pairs, skip_deps_check: bool, sourc
 def key(ctx: Context, recipe: str, target_name: str | None, skip_deps_check: bool, no_sde: bool) -> None:
     """Print the build key RECIPE builds under on its target's pinned image (fetching the SRPM if it is not
     cached): a CI cache key that changes exactly when the result would."""
-    from rebuild.config.recipe import load_recipe
-    from rebuild.config.target import load_target
-    from rebuild.errors import EnvironmentProblem
-    from rebuild.files import sha256_file
-    from rebuild.pipeline.buildindex import key_for
-    from rebuild.pipeline.fetch import Cache, locate_srpm
 
     loaded = load_recipe(Path(recipe))
     target = load_target(target_name or loaded.target, ctx.settings.home)
@@ -179,11 +184,6 @@ def key(ctx: Context, recipe: str, target_name: str | None, skip_deps_check: boo
 def init(ctx: Context, srpm: str, target_name: str, output: Path | None, sha: str | None) -> None:
     """Write specs/<name>.yaml for SRPM (a path or URL): sha256 pinned, URLs, target, and the spec's own
     %define/%global macros as commented candidates for spec.macros."""
-    from rebuild.config.newrecipe import init_recipe, source_ref
-    from rebuild.config.target import load_target
-    from rebuild.files import sha256_file
-    from rebuild.pipeline.fetch import Cache, fetch_urls
-    from rebuild.systems.rpmfile import payload
 
     load_target(target_name, ctx.settings.home)
     ref = source_ref(srpm)
@@ -212,9 +212,6 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "hello"
 def demo(click_ctx: click.Context, out_dir: Path) -> None:
     """Offline: pack the example package (errata 80) into an SRPM with the host's rpmbuild, make the testroot
     image (cached) and build the SRPM there with errata=73 (Release 1.73)."""
-    from rebuild.config.target import load_target
-    from rebuild.hostcmd import run
-    from rebuild.roots.images import make_image
 
     ctx: Context = click_ctx.obj
     with tempfile.TemporaryDirectory() as top:
@@ -233,8 +230,6 @@ def demo(click_ctx: click.Context, out_dir: Path) -> None:
 def targets(ctx: Context, recipes: tuple[Path, ...]) -> None:
     """List the targets RECIPES build on, one name a line; without RECIPES every known target with where it
     comes from (the project folder's containers/, or shipped with rebuild) and its definition file."""
-    from rebuild.config.recipe import load_recipe
-    from rebuild.config.target import SHIPPED, target_sources
 
     if recipes:
         for name in sorted({load_recipe(p).target for p in recipes}):
@@ -263,9 +258,6 @@ def patch(ctx: Context, spec: Path, sets: tuple[str, ...], adds: tuple[str, ...]
     In place, the original is kept as SPEC.orig (an existing .orig is never overwritten).
     A definition in a comment is edited too (rpm runs it); a multi-line body becomes one line.
     """
-    from rebuild.config.recipe import SpecEdits, check_release_suffix
-    from rebuild.config.target import load_target
-    from rebuild.pipeline.spec import patch_file
 
     if not (sets or adds or release_suffix):
         raise click.UsageError("give at least one --set NAME=VALUE, --add NAME=VALUE or --release-suffix")
@@ -282,9 +274,6 @@ def patch(ctx: Context, spec: Path, sets: tuple[str, ...], adds: tuple[str, ...]
     else:
         ctx.log.info(f"{spec}: nothing to change")
     if check:
-        from rebuild.errors import CheckFailed
-        from rebuild.pipeline.spec import check_in_container
-
         parsed, lines = check_in_container(output or spec, [n for n, _ in edits.macros + edits.add_macros],
                                            checker, ctx.engine(), ctx.log)
         for line in lines:
@@ -294,8 +283,6 @@ def patch(ctx: Context, spec: Path, sets: tuple[str, ...], adds: tuple[str, ...]
 
 
 def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
-    from rebuild.config.recipe import MACRO_NAME
-
     out = []
     for value in values:
         name, sep, body = value.partition("=")
@@ -323,12 +310,6 @@ def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
 def fetch(ctx: Context, source: str, sha: str | None, dest: Path | None, lock: bool, mirrors: tuple[str, ...],
           max_size: int, timeout: float, deadline: float) -> None:
     """Download and verify SOURCE (a recipe or a URL) into the content-addressed cache; print its path."""
-    from rebuild.errors import UsageError
-    from rebuild.files import atomic_copy
-    from rebuild.pipeline import fetch as fetching
-    from rebuild.settings import parse_mirrors
-    from rebuild.systems.download import FetchOptions
-    from rebuild.systems.urls import file_name, redact, with_mirrors
 
     if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
         raise click.UsageError("--sha256 takes 64 hex digits")
@@ -338,8 +319,6 @@ def fetch(ctx: Context, source: str, sha: str | None, dest: Path | None, lock: b
     cache = fetching.Cache(ctx.settings.cache)
     with ctx.log.step(f"fetch {redact(source)}"):
         if source.endswith((".yaml", ".yml")) and Path(source).is_file():
-            from rebuild.config.recipe import load_recipe
-
             fetched = fetching.fetch_recipe(load_recipe(Path(source)), sha256=sha, lock=lock, mirrors=pairs,
                                             options=options, log=ctx.log, cache=cache)
         else:
@@ -367,8 +346,6 @@ def fetch(ctx: Context, source: str, sha: str | None, dest: Path | None, lock: b
 @pass_ctx
 def plan(ctx: Context, recipes: tuple[Path, ...], fmt: str, target_name: str | None) -> None:
     """Print the CI build matrix: one entry per recipe and target (all of specs/ when none is given)."""
-    from rebuild.pipeline.plan import default_recipes, render
-    from rebuild.pipeline.plan import plan as make_plan
 
     home = ctx.settings.home
     click.echo(render(make_plan(list(recipes) or default_recipes(home), target_name, home), fmt))
@@ -381,7 +358,6 @@ def vercmp(a: str, b: str) -> None:
     """Compare two [epoch:]version[-release] strings as rpm does; exit 0 (==), 11 (>), 12 (<).
 
     A version that starts with - is read as a version, not an option (or put -- first)."""
-    from rebuild.systems.evr import compare
 
     result = compare(a, b)
     click.echo(f"{a} {'<' if result < 0 else '>' if result > 0 else '=='} {b}")

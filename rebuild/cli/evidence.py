@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from rebuild.cli.main import Context, cli, pass_ctx
+from rebuild.evidence import rpmdiff
+from rebuild.evidence.provenance import failures, verify
 
 
 @cli.command()
@@ -17,7 +19,6 @@ from rebuild.cli.main import Context, cli, pass_ctx
 def diff(ctx: Context, a: Path, b: Path, as_json: bool) -> None:
     """Compare two RPMs (or two folders of RPMs, matched by name and arch): files added, removed and changed,
     Requires/Provides/Conflicts/Obsoletes, ELF NEEDED sonames, header tags. Exit 0 same, 1 differences."""
-    from rebuild.evidence import rpmdiff
 
     pairs, only_a, only_b = rpmdiff.pair(a, b)
     if not pairs and not only_a and not only_b:
@@ -34,7 +35,6 @@ def diff(ctx: Context, a: Path, b: Path, as_json: bool) -> None:
 def verify_provenance(ctx: Context, location: Path) -> None:
     """Check the provenance statement(s) of a result folder or a published repository: the in-toto/SLSA
     shape, and every subject's sha256 against the RPM of that name. Exit 1 if any does not match."""
-    from rebuild.evidence.provenance import failures, verify
 
     results = verify(location)
     for r in results:

@@ -9,6 +9,9 @@ from pathlib import Path
 import click
 
 from rebuild.cli.main import Context, cli, complete_targets, pass_ctx
+from rebuild.config.target import load_target
+from rebuild.doctor import FAIL, diagnose, format_findings
+from rebuild.roots.shell import open_shell
 
 
 @cli.command()
@@ -18,7 +21,6 @@ from rebuild.cli.main import Context, cli, complete_targets, pass_ctx
 @pass_ctx
 def doctor(ctx: Context, out_dir: Path, as_json: bool) -> None:
     """What this host needs and has, each with its fix; exit 0 when all is well, 3 otherwise."""
-    from rebuild.doctor import FAIL, diagnose, format_findings
 
     findings = diagnose(ctx.engine(), ctx.settings, Path(out_dir))
     click.echo(json.dumps([f.__dict__ for f in findings], indent=2) if as_json else format_findings(findings))
@@ -38,8 +40,6 @@ def shell(ctx: Context, target: str, result: Path | None, command: tuple[str, ..
 
     rebuild shell rh73 --result artifacts/sendmail-8.12.8-9.80.failed   |   rebuild shell rh73 -- uname -m
     """
-    from rebuild.config.target import load_target
-    from rebuild.roots.shell import open_shell
 
     argv = list(command)
     code = open_shell(load_target(target, ctx.settings.home), ctx.engine(), ctx.settings.cache, result, argv,

@@ -8,6 +8,9 @@ from pathlib import Path
 import click
 
 from rebuild.cli.main import cli
+from rebuild.mail.mcaudit import ERROR, audit_file, findings_json, format_findings
+from rebuild.mail.smtpconn import parse_target
+from rebuild.mail.smtpprobe import ProbeOptions, format_report, probe, report_json
 
 
 @cli.command("audit-mc")
@@ -15,7 +18,6 @@ from rebuild.cli.main import cli
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def audit_mc(mc_file: Path, as_json: bool) -> None:
     """Audit a sendmail.mc for open-relay and STARTTLS/AUTH mistakes; exit 1 on errors."""
-    from rebuild.mail.mcaudit import ERROR, audit_file, findings_json, format_findings
 
     findings = audit_file(mc_file)
     click.echo(findings_json(findings) if as_json else format_findings(findings, str(mc_file)))
@@ -47,9 +49,6 @@ def probe_smtp(server: str, ca_file: str | None, relay_test: tuple[str, str] | N
     fails), the TLS negotiated and accepted, the certificate, AUTH before/after TLS, commands injected before
     STARTTLS, and relaying (nmap's relay variants); exit 1 when a finding is an error."""
     import json
-
-    from rebuild.mail.smtpconn import parse_target
-    from rebuild.mail.smtpprobe import ProbeOptions, format_report, probe, report_json
 
     host, port = parse_target(server)
     targets = [port]

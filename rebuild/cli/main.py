@@ -14,9 +14,11 @@ from pathlib import Path
 import click
 
 from rebuild import __version__
+from rebuild.config.target import available_targets
 from rebuild.errors import RebuildError
 from rebuild.log import Log
 from rebuild.settings import Settings
+from rebuild.systems.dockerengine import DockerEngine
 
 
 class Context:
@@ -26,8 +28,6 @@ class Context:
         self.verbose = verbose
 
     def engine(self):
-        from rebuild.systems.dockerengine import DockerEngine
-
         return DockerEngine(self.log, keep_containers=self.settings.keep_containers, transfer=self.settings.transfer)
 
 
@@ -36,7 +36,6 @@ pass_ctx = click.make_pass_decorator(Context)
 
 def complete_targets(ctx, param, incomplete: str) -> list[str]:
     """Shell completion: the targets under containers/."""
-    from rebuild.config.target import available_targets
 
     return [name for name in available_targets() if name.startswith(incomplete)]
 
@@ -44,8 +43,6 @@ def complete_targets(ctx, param, incomplete: str) -> list[str]:
 def complete_recipes(ctx, param, incomplete: str) -> list[str]:
     """Shell completion: the recipes under specs/ (and any path)."""
     from click.shell_completion import CompletionItem
-
-    from rebuild.settings import Settings
 
     home = Settings.from_env().home
     names = sorted(str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p)
@@ -87,8 +84,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    import rebuild.cli  # noqa: F401 - registers the commands
-
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = cli.main(args=argv, prog_name="rebuild", standalone_mode=False)

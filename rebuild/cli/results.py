@@ -9,6 +9,9 @@ from pathlib import Path
 import click
 
 from rebuild.cli.main import Context, cli, pass_ctx
+from rebuild.pipeline.checks import failure, verify_result
+from rebuild.pipeline.publish import publish as run_publish
+from rebuild.pipeline.publish import step_summary
 
 
 @cli.command()
@@ -22,8 +25,6 @@ from rebuild.cli.main import Context, cli, pass_ctx
 def publish(ctx: Context, results: tuple[Path, ...], repo: Path, sign_key: str | None, gpg_home: Path | None,
             adopt: bool, as_json: bool) -> None:
     """Publish RESULT folders into a signed repository with createrepo_c metadata, atomically."""
-    from rebuild.pipeline.publish import publish as run_publish
-    from rebuild.pipeline.publish import step_summary
 
     result = run_publish(list(results), repo, sign_key=sign_key, gpg_home=gpg_home, log=ctx.log, adopt=adopt)
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -45,7 +46,6 @@ def publish(ctx: Context, results: tuple[Path, ...], repo: Path, sign_key: str |
 @pass_ctx
 def verify(ctx: Context, result_dir: Path, recipe_path: Path | None, target_name: str | None) -> None:
     """Install RESULT_DIR's RPMs in a fresh container and run the recipe's checks; exit 1 if any fails."""
-    from rebuild.pipeline.checks import failure, verify_result
 
     results = verify_result(result_dir, ctx.engine(), ctx.log, recipe_path=recipe_path, target_name=target_name,
                             cache=ctx.settings.cache)

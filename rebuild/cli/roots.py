@@ -8,6 +8,14 @@ from pathlib import Path
 import click
 
 from rebuild.cli.main import Context, cli, complete_targets, pass_ctx
+from rebuild.config.target import load_target
+from rebuild.errors import RebuildError, UsageError
+from rebuild.pipeline import floors as deps
+from rebuild.roots.buildroot import plan_root, read_trees
+from rebuild.roots.images import make_image, tree_locations
+from rebuild.roots.lock import lock_path
+from rebuild.roots.pins import image_dir, pinned
+from rebuild.roots.registry import pull_image, push_image
 
 
 @cli.command()
@@ -30,16 +38,12 @@ def image(ctx: Context, target: str, force: bool, mirror: str | None, updates: s
           dry_run: bool, why: str | None, push: str | None, pull: str | None) -> None:
     """Make the image of TARGET (cached; later calls reuse it) and pin its ID and content identity;
     or pull it by digest (--pull, or image.registry in the target); --push shares it."""
-    from rebuild.config.target import load_target
-    from rebuild.roots.images import make_image
 
     loaded = load_target(target, ctx.settings.home)
     if dry_run or why:
         _dry_run(ctx, loaded, mirror, updates, why)
         return
     if pull:
-        from rebuild.roots.registry import pull_image
-
         if force or mirror or updates or locked is not None or push:
             raise click.UsageError("--pull takes the image as it is: no --force, --mirror, --updates, --locked or --push")
         pin = pull_image(loaded, ctx.engine(), pull, ctx.log, ctx.settings.cache)
@@ -47,25 +51,16 @@ def image(ctx: Context, target: str, force: bool, mirror: str | None, updates: s
         return
     lock = None
     if locked is not None:
-        from rebuild.roots.lock import lock_path
-        from rebuild.roots.pins import image_dir
-
         lock = Path(locked) if locked else lock_path(image_dir(loaded, ctx.settings.cache))
     engine = ctx.engine()
     pin = make_image(loaded, engine, ctx.log, force=force, mirror=mirror, updates=updates,
                      cache=ctx.settings.cache, locked=lock)
     click.echo(f"{pin.tag} {pin.image_id}")
     if push:
-        from rebuild.roots.registry import push_image
-
         click.echo(push_image(loaded, engine, push, ctx.log, ctx.settings.cache).registry)
 
 
 def _dry_run(ctx: Context, target, mirror: str | None, updates: str | None, why: str | None) -> None:
-    from rebuild.errors import UsageError
-    from rebuild.roots.buildroot import plan_root, read_trees
-    from rebuild.roots.images import tree_locations
-
     if target.image.method != "rpmtree":
         raise UsageError(f"target {target.name} is made with debootstrap; --dry-run solves RPM-tree roots")
     mirror, updates = tree_locations(target, mirror, updates)
@@ -93,8 +88,6 @@ def _dry_run(ctx: Context, target, mirror: str | None, updates: str | None, why:
 def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name: str | None, host: bool,
                installed: Path | None, as_json: bool) -> None:
     """Check dependency floors; exit 0 all met, 1 some missing or too old."""
-    from rebuild.errors import RebuildError
-    from rebuild.pipeline import floors as deps
 
     chosen = [flag for flag, value in (("--image", image), ("--target", target_name), ("--host", host),
                                        ("--installed", installed)) if value]
@@ -107,9 +100,6 @@ def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name
     else:
         # an image never changes: its installed list is read once per content identity and cached
         if target_name:
-            from rebuild.config.target import load_target
-            from rebuild.roots.pins import pinned
-
             target = load_target(target_name, ctx.settings.home)
             try:
                 pin = pinned(target, ctx.settings.cache)

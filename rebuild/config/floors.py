@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from rebuild.config.yamlfile import check_keys, expect_mapping, parse_yaml, read_yaml_bytes
 from rebuild.errors import ConfigError
 from rebuild.files import sha256_bytes
 from rebuild.systems.evr import EVR, parse
@@ -41,8 +42,6 @@ def load_floors(path: Path) -> list[Floor]:
 
 
 def load_manifest(path: Path) -> FloorsManifest:
-    from rebuild.config.yamlfile import read_yaml_bytes
-
     path = Path(path)
     raw = read_yaml_bytes(path, "floors manifest")
     entries = _plain_entries(raw)
@@ -64,8 +63,6 @@ def load_manifest(path: Path) -> FloorsManifest:
 
 
 def _yaml_entries(raw: bytes, path: Path) -> list[tuple[str, object, int]]:
-    from rebuild.config.yamlfile import check_keys, expect_mapping, parse_yaml
-
     data = expect_mapping(parse_yaml(raw, path, "floors manifest"), path, "a floors manifest", 1)
     check_keys(data, ("floors",), path, "the floors manifest", required=("floors",))
     floors = expect_mapping(data["floors"], path, "floors", data.line_of("floors"))

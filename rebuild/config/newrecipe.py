@@ -16,6 +16,7 @@ import yaml
 from rebuild.config.recipe import Recipe, check_srpm_name, check_url, load_recipe
 from rebuild.errors import UsageError
 from rebuild.files import atomic_write, sha256_file
+from rebuild.pipeline.spec import release_uses
 from rebuild.systems.urls import file_name, local_path, redact, redact_text
 
 IMPLIED = ".implied"  # under --out: the recipes bare SRPMs imply
@@ -124,8 +125,6 @@ def init_recipe(text: str, target: str, output: Path | None, specs: Path, sha256
 def _macro_candidates(spec_text: str) -> str:
     """The spec's %define/%global macros as a commented spec.macros section."""
     from specfile.macro_definitions import MacroDefinitions
-
-    from rebuild.pipeline.spec import release_uses
 
     seen: dict[str, str] = {}
     for md in MacroDefinitions.parse(spec_text.splitlines()):

@@ -7,9 +7,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from rebuild.config.recipe import check_url
 from rebuild.config.yamlfile import check_keys, did_you_mean, expect_mapping, expect_str, expect_str_list, load_yaml
 from rebuild.errors import ConfigError, UsageError
 from rebuild.settings import Settings
+from rebuild.systems.dockerimages import parse_reference
 
 _METHODS = ("debootstrap", "rpmtree")
 _PERSONALITIES = ("linux32", "linux64")
@@ -126,8 +128,6 @@ def load_target(name: str, home: Path | None = None) -> Target:
         raise ConfigError(f"{path}:{img.line_of('method')}: image.method must be one of {', '.join(_METHODS)}")
     for key in ("mirror", "updates"):
         if img.get(key) is not None:
-            from rebuild.config.recipe import check_url
-
             problem = check_url(expect_str(img[key], path, f"image.{key}", img.line_of(key)))
             if problem:
                 raise ConfigError(f"{path}:{img.line_of(key)}: image.{key}: {problem}")
@@ -136,8 +136,6 @@ def load_target(name: str, home: Path | None = None) -> Target:
         packages = path.parent / expect_str(img["packages"], path, "image.packages", img.line_of("packages"))
     registry = ""
     if img.get("registry") is not None:
-        from rebuild.systems.dockerimages import parse_reference
-
         registry = expect_str(img["registry"], path, "image.registry", img.line_of("registry"))
         try:
             parse_reference(registry, "image.registry")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rebuild.errors import ConfigError, UsageError
+from rebuild.files import read_user_file
 
 # a recipe, target or floors manifest of 1,000s of lines is well under this
 MAX_YAML = 8 << 20
@@ -84,8 +85,6 @@ def load_yaml(path: Path, what: str = "YAML file") -> Any:
 
 
 def read_yaml_bytes(path: Path, what: str = "YAML file") -> bytes:
-    from rebuild.files import read_user_file
-
     try:
         return read_user_file(path, what, max_bytes=MAX_YAML)
     except UsageError as exc:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rebuild.errors import UsageError
+from rebuild.systems.rpmfile import read_info
 
 DEP_KINDS = ("requires", "provides", "conflicts", "obsoletes")
 # header tags that say how a build went rather than what it made; compared, and reported apart
@@ -80,8 +81,6 @@ def read_package(path: Path) -> Package:
     """An RPM's header and payload as the comparison sees them (librpm's bindings; digests not checked)."""
     import rpm
 
-    from rebuild.systems.rpmfile import read_info
-
     info = read_info(path)
     ts = rpm.TransactionSet()
     ts.setVSFlags(rpm._RPMVSF_NOSIGNATURES | rpm._RPMVSF_NODIGESTS)
@@ -137,8 +136,6 @@ def pair(a: Path, b: Path) -> tuple[list[tuple[Path, Path]], list[str], list[str
         raise UsageError(f"give two RPMs or two folders ({a}, {b})")
 
     def index(folder: Path) -> dict[str, Path]:
-        from rebuild.systems.rpmfile import read_info
-
         found = {}
         for path in sorted(folder.rglob("*.rpm")):
             info = read_info(path)

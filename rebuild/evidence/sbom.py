@@ -14,6 +14,7 @@ from datetime import UTC
 from pathlib import Path
 
 from rebuild import __version__
+from rebuild.files import atomic_write
 from rebuild.pipeline.result import Manifest
 
 NOASSERTION = "NOASSERTION"
@@ -127,6 +128,4 @@ def _spdx_time(iso: str) -> str:
 
 
 def write_sbom(path: Path, document: dict) -> None:
-    from rebuild.files import atomic_write
-
     atomic_write(path, json.dumps(document, indent=2) + "\n", mode=0o644)

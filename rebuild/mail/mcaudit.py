@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rebuild.errors import UsageError
+from rebuild.files import read_user_file
 
 ERROR, WARNING = "error", "warning"
 BROAD_CA_STORES = (
@@ -242,8 +243,6 @@ MAX_MC = 1 << 20  # a sendmail.mc is a few KiB
 
 
 def audit_file(path: Path) -> list[Finding]:
-    from rebuild.files import read_user_file
-
     raw = read_user_file(Path(path), "sendmail.mc", max_bytes=MAX_MC)
     if b"\0" in raw:
         raise UsageError(f"{path}: binary file, not a sendmail.mc")

@@ -17,6 +17,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from rebuild.errors import UsageError
+from rebuild.files import read_user_file
 from rebuild.mail import smtpchecks, tlscheck
 from rebuild.mail.smtpconn import Deadline, connect
 
@@ -102,8 +103,6 @@ def probe(host: str, port: int, options: ProbeOptions = ProbeOptions()) -> Probe
     check_inputs(options.ehlo_name, options.relay)
     for name, path in (("--client-cert", options.client_cert), ("--client-key", options.client_key)):
         if path is not None:
-            from rebuild.files import read_user_file
-
             read_user_file(path, name.lstrip("-").replace("-", " "), max_bytes=1 << 20)
     if bool(options.client_cert) != bool(options.client_key):
         raise UsageError("--client-cert and --client-key go together")

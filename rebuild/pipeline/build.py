@@ -21,14 +21,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rebuild import __version__
+from rebuild.config.newrecipe import IMPLIED
 from rebuild.config.recipe import Recipe
 from rebuild.config.target import Target
 from rebuild.errors import BuildFailed, CheckFailed, UsageError
-from rebuild.files import sha256_file
+from rebuild.evidence.provenance import FILE, statement
+from rebuild.evidence.sbom import sbom, write_sbom
+from rebuild.files import atomic_write, sha256_file
 from rebuild.log import Log
-from rebuild.pipeline import buildindex, steps
+from rebuild.pipeline import buildindex, quickindex, steps
+from rebuild.pipeline.checks import failure, run_checks
+from rebuild.pipeline.fetch import Cache, locate_srpm
 from rebuild.pipeline.result import Inputs, Manifest, Output, RecipeRef, ResultDir, SrpmInput, TargetInfo
 from rebuild.pipeline.workdir import LogSink, StateLog, collect, keep_failed_logs, place
+from rebuild.roots.layers import build_layer
 from rebuild.roots.pins import check_image
 from rebuild.settings import Settings
 from rebuild.systems.engine import Engine, Mount
@@ -121,8 +127,6 @@ def build(
     out_dir = _out_dir(out_dir)
     state = StateLog(on_phase=on_phase)
     with state.phase("source"):
-        from rebuild.pipeline.fetch import Cache, locate_srpm
-
         srpm = locate_srpm(recipe, log, mirrors=settings.mirrors, cache=Cache(settings.cache))
         digest = sha256_file(srpm)
     # The pin's content identity keys the cache (the same on every engine holding the image): a no-op
@@ -218,8 +222,6 @@ def build(
         manifest = replace(manifest, outputs=tuple(outputs))
         result_dir = ResultDir(staging)
         if recipe.checks and variant.run_checks:
-            from rebuild.pipeline.checks import failure, run_checks
-
             with state.phase("checks"):
                 results = run_checks(recipe, target, engine, check_image_id, staging, log)
             manifest = manifest.with_checks(results)
@@ -257,8 +259,6 @@ def build(
 def _record_quick(quick: dict | None, out_dir: Path, recipe: Recipe, target: Target, settings: Settings,
                   srpm: Path, srpm_sha256: str, key: str, directory: Path) -> None:
     if quick is not None:
-        from rebuild.pipeline import quickindex
-
         deps = quickindex.dependencies(recipe, target, settings.cache, srpm)
         quickindex.record(out_dir, recipe.path, quick, deps, key, directory, known={srpm: srpm_sha256})
 
@@ -287,7 +287,6 @@ def _prepare(step: steps.Step, info: RpmInfo, manifest: Manifest, source_date_ep
 def _layer(target: Target, image_id: str, buildrequires: list[str], recipe: Recipe, engine: Engine, log: Log,
            settings: Settings, skip_floors: bool):
     """The image the build runs in: the base, or a layer with the BuildRequires and floors solved in."""
-    from rebuild.roots.layers import build_layer
 
     return build_layer(target, image_id, buildrequires, None if skip_floors else recipe.floors, engine, log,
                        settings.cache)
@@ -325,10 +324,6 @@ def _attest(staging: Path, recipe: Recipe, manifest: Manifest, installed: dict) 
     """sbom.spdx.json and provenance.json beside the RPMs; their digests go into the manifest."""
     import json
 
-    from rebuild.evidence.provenance import FILE, statement
-    from rebuild.evidence.sbom import sbom, write_sbom
-    from rebuild.files import atomic_write
-
     inventory = [(name, str(evr), arch) for name, versions in sorted(installed["rpm"].items()) for evr, arch in versions]
     write_sbom(staging / "sbom.spdx.json", sbom(manifest, inventory, manifest.finished, installed["deb"]))
     # the recipe as loaded, its URLs' credentials redacted (manifest.recipe.sha256 is the original's digest)
@@ -339,7 +334,6 @@ def _attest(staging: Path, recipe: Recipe, manifest: Manifest, installed: dict) 
 
 def _implied(recipe: Recipe) -> dict | None:
     """The recipe a bare SRPM implied (build foo.src.rpm --target T), as manifest.json records it."""
-    from rebuild.config.newrecipe import IMPLIED
 
     if recipe.path.parent.name != IMPLIED:
         return None

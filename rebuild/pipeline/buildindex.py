@@ -21,6 +21,8 @@ from rebuild.config.recipe import Recipe
 from rebuild.config.target import Target
 from rebuild.files import atomic_write
 from rebuild.pipeline.result import Manifest, ResultDir
+from rebuild.roots.lock import lock_path, read_lock
+from rebuild.roots.pins import image_dir, read_pin
 
 INDEX = ".index"
 
@@ -53,8 +55,6 @@ def key_for(recipe: Recipe, target: Target, cache: Path, srpm_sha256: str, *, sk
             source_date_epoch: bool = True):
     """(pin, key, inputs) for *recipe* on *target*'s pinned image and solved root, as ``build`` keys it;
     the pin is None (and the key names an unpinned image) when no image has been made or pulled."""
-    from rebuild.roots.lock import lock_path, read_lock
-    from rebuild.roots.pins import image_dir, read_pin
 
     pin = read_pin(target, cache)
     lock = read_lock(lock_path(image_dir(target, cache)))

@@ -7,11 +7,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rebuild.config.recipe import Check, Recipe
-from rebuild.config.target import Target
+from rebuild.config.recipe import Check, Recipe, Source, load_recipe
+from rebuild.config.target import Target, load_target
 from rebuild.errors import CheckFailed
 from rebuild.log import Log
 from rebuild.pipeline.result import CheckResult, ResultDir
+from rebuild.roots.pins import check_image
 from rebuild.systems.engine import Engine, Mount
 
 CHECK_HOSTNAME = "rebuild.localdomain"
@@ -71,9 +72,6 @@ def verify_result(result_dir: Path, engine: Engine, log: Log, *, recipe_path: Pa
                   target_name: str | None = None, cache: Path | None = None) -> list[CheckResult]:
     """``rebuild verify``: install a result folder's RPMs in a fresh container and run the recipe's checks (when it
     has any) again; record them in its manifest."""
-    from rebuild.config.recipe import Source, load_recipe
-    from rebuild.config.target import load_target
-    from rebuild.roots.pins import check_image
 
     folder = ResultDir(Path(result_dir))
     manifest = folder.verify()

@@ -23,10 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rebuild.config.recipe import check_url
 from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
 from rebuild.files import SAFE_NAME, atomic_write, open_regular, sha256_file
 from rebuild.log import Log
+from rebuild.settings import Settings
 from rebuild.systems.download import CHUNK, Download, FetchOptions, GiveUp, session
+from rebuild.systems.rpmfile import BadPackage, check_digests, check_header, check_lead, check_signature
 from rebuild.systems.urls import local_path, redact, with_mirrors
 
 if TYPE_CHECKING:
@@ -61,8 +64,6 @@ class Cache:
 
     def __init__(self, root: Path | None = None) -> None:
         if root is None:
-            from rebuild.settings import Settings
-
             root = Settings.from_env().cache
         self.root = Path(root) / "srpms"
 
@@ -224,8 +225,6 @@ def fetch_urls(
     log: Log | None = None,
 ) -> Fetched:
     """Fetch *filename* from the first URL that yields a verified copy."""
-    from rebuild.config.recipe import check_url
-    from rebuild.systems.rpmfile import BadPackage, check_digests, check_header, check_lead, check_signature
 
     log = log or Log(quiet=True)
     cache = cache or Cache()

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rebuild.config.floors import load_floors as load
 from rebuild.errors import CheckFailed, EnvironmentProblem, RebuildError, UsageError
+from rebuild.files import atomic_write, read_user_file
+from rebuild.log import format_table as table
+from rebuild.systems import dockerapi
 from rebuild.systems.evr import EVR, compare_evr, parse
 
 if TYPE_CHECKING:
@@ -45,7 +49,6 @@ _ORDER = {MISSING: 0, TOO_OLD: 1, OK: 2}
 
 def load_floors(path: Path) -> list[Floor]:
     # imported here: a cached check-deps inspects the image before YAML loads
-    from rebuild.config.floors import load_floors as load
 
     return load(path)
 
@@ -80,8 +83,6 @@ def parse_inventory(text: str, source: str) -> dict[str, list[tuple[EVR, str]]]:
 
 
 def installed_from_file(path: Path) -> dict[str, list[EVR]]:
-    from rebuild.files import read_user_file
-
     raw = read_user_file(path, "list of installed packages")
     try:
         text = raw.decode("utf-8")
@@ -152,7 +153,6 @@ def installed_in_image(ref: str, engine_factory: Callable[[], object], cache: Pa
         pass
     code, output = engine_factory().run_once(ref, wrap(["rpm", "-qa", "--qf", QUERY_FORMAT]))
     installed = parse_query(code, output)
-    from rebuild.files import atomic_write
 
     stored.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(stored, output, mode=0o644)
@@ -161,7 +161,6 @@ def installed_in_image(ref: str, engine_factory: Callable[[], object], cache: Pa
 
 def _identity(ref: str, engine_factory) -> tuple[str, str] | None:
     """(image ID, content identity) of *ref*: over the socket when it can, else through the SDK."""
-    from rebuild.systems import dockerapi
 
     try:
         attrs = dockerapi.inspect_image(ref)
@@ -189,8 +188,6 @@ def check(floors: list[Floor], installed: dict[str, list[EVR]]) -> list[FloorRes
 
 
 def format_table(results: list[FloorResult]) -> str:
-    from rebuild.log import format_table as table
-
     rows = [("NAME", "REQUIRED", "INSTALLED", "STATUS")]
     rows += [(r.name, ">= " + r.required, r.installed or "-", r.status) for r in results]
     bad = sum(r.status != OK for r in results)

@@ -11,12 +11,12 @@ import shlex
 from pathlib import Path
 
 from rebuild.config.recipe import load_recipe
+from rebuild.config.yamlfile import load_yaml
 from rebuild.errors import ConfigError, UsageError
 
 
 def default_recipes(home: Path) -> list[Path]:
     """Every recipe directly under specs/: the YAML files with a source section (not floors manifests)."""
-    from rebuild.config.yamlfile import load_yaml
 
     found = []
     for path in sorted((home / "specs").glob("*.yaml")):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from rebuild import hostcmd
 from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
-from rebuild.files import is_inside, sha256_file
+from rebuild.files import is_inside, read_user_file, sha256_file
 from rebuild.log import Log
 from rebuild.pipeline.repopage import write_pages
 from rebuild.pipeline.result import SCHEMA_VERSION, Manifest, Output, ResultDir
@@ -70,8 +70,6 @@ def _read_index(repo: Path) -> dict:
         return {"packages": []}
     what = f"{path}: the folder is not a repository rebuild published, or its index was damaged"
     try:
-        from rebuild.files import read_user_file
-
         data = json.loads(read_user_file(path, "repository index", max_bytes=64 << 20))
     except (UsageError, ValueError) as exc:
         raise UsageError(f"{what} ({getattr(exc, 'message', exc)})") from None

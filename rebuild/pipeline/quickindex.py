@@ -16,7 +16,10 @@ from pathlib import Path
 
 from rebuild import __version__
 from rebuild.files import atomic_write, sha256_bytes, sha256_file
+from rebuild.pipeline.fetch import local_path
 from rebuild.pipeline.resultcheck import attestation_problems, output_problem
+from rebuild.roots.lock import lock_path
+from rebuild.roots.pins import image_dir
 
 INDEX = ".index"
 
@@ -37,9 +40,6 @@ def _digest(path: Path) -> str | None:
 
 def dependencies(recipe, target, cache: Path, srpm: Path) -> list[Path]:
     """The files a build key is computed from (see the module's docstring)."""
-    from rebuild.pipeline.fetch import local_path
-    from rebuild.roots.lock import lock_path
-    from rebuild.roots.pins import image_dir
 
     deps = [recipe.path, recipe.path.with_suffix(".lock"), target.directory / "target.yaml",
             *(p.path for p in recipe.spec.patches),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rebuild.errors import CheckFailed, UsageError
-from rebuild.files import SAFE_NAME, atomic_write
+from rebuild.files import SAFE_NAME, atomic_write, read_user_file
 from rebuild.pipeline.floors import FloorResult, FloorsReport  # made where they are produced
 from rebuild.pipeline.resultcheck import attestation_problems, location_problem, output_problem, shape_ok
 
@@ -261,7 +261,6 @@ class ResultDir:
 
     def read(self) -> Manifest:
         where = self.path / MANIFEST
-        from rebuild.files import read_user_file
 
         try:
             raw = read_user_file(where, "manifest", max_bytes=32 << 20)

@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specfile.macro_definitions import MacroDefinitions
-
 from rebuild.config.recipe import SpecEdits
 from rebuild.errors import UsageError
+from rebuild.files import atomic_write, read_user_file
 from rebuild.pipeline.backport import apply_backport
+from rebuild.roots.pins import check_image
+from rebuild.systems.engine import Mount
 
 _LOOKS_LIKE_SPEC = re.compile(r"^\s*(?:(?:Name|Version|Release|Summary)\s*:|%(?:define|global|description|prep)\b)", re.M | re.I)
 # the largest real specs are a few hundred KiB; the spec parser's time grows faster than the size
@@ -36,8 +37,6 @@ class SpecText:
 
     @classmethod
     def read(cls, path: Path) -> SpecText:
-        from rebuild.files import read_user_file
-
         path = Path(path)
         raw = read_user_file(path, "spec file", max_bytes=MAX_SPEC)
         if not raw.strip():
@@ -126,6 +125,9 @@ def _definitions(spec: SpecText) -> list[tuple[int, int, object]]:
     """(first line index, line count, MacroDefinition) for every definition rpm runs."""
     found = []
     index = 0
+    # specfile (with librpm) loads in ~0.1 s: only the commands that edit a spec pay for it
+    from specfile.macro_definitions import MacroDefinitions
+
     for md in MacroDefinitions.parse([_parser_view(line) for line in spec.bodies]):
         raw = md.get_raw_data()
         span = md.body.count("\n") + 1
@@ -307,7 +309,6 @@ def patch_file(path: Path, edits: SpecEdits, *, output: Path | None = None) -> E
 
     The edited text is encoded before anything is written, so a value the spec's encoding cannot
     hold leaves neither a changed spec nor a SPEC.orig behind."""
-    from rebuild.files import atomic_write
 
     path = Path(path)
     spec = SpecText.read(path)
@@ -332,9 +333,6 @@ def check_in_container(path: Path, names: list[str], target, engine, log) -> tup
     throwaway container of the target's pinned image (no network, the target's build user), never on the
     host. rpm 4.18 refuses invalid UTF-8 by default; 2003 specs are Latin-1, so that check is turned off."""
     import tempfile
-
-    from rebuild.roots.pins import check_image
-    from rebuild.systems.engine import Mount
 
     image = check_image(target, engine, log=log)
     text = SpecText.read(path)

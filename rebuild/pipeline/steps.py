@@ -11,11 +11,13 @@ from pathlib import Path
 
 from rebuild.config.recipe import Recipe
 from rebuild.config.target import Target
-from rebuild.errors import BuildFailed, UsageError
-from rebuild.files import sha256_bytes, sha256_file
+from rebuild.errors import BuildFailed, RebuildError, UsageError
+from rebuild.files import atomic_write, sha256_bytes, sha256_file
 from rebuild.log import Log
-from rebuild.pipeline.floors import FloorsReport
+from rebuild.pipeline.floors import QUERY_FORMAT, FloorsReport, check_in_container, installed_path, parse_query
 from rebuild.pipeline.result import SpecReport
+from rebuild.pipeline.spec import SpecText, encoded, release_uses
+from rebuild.pipeline.spec import edit_spec as edit
 from rebuild.pipeline.tools import PROBE, TOOL_MACROS, Tools, tools_from_probe
 from rebuild.pipeline.workdir import LogSink, StateLog, failure_cause, tail
 from rebuild.systems.engine import Container
@@ -166,7 +168,6 @@ def probe_cache_path(cache: Path, identity: str | None) -> Path | None:
     if not identity:
         return None
     script = hashlib.sha256((PROBE + " ".join(TOOL_MACROS)).encode()).hexdigest()[:12]
-    from rebuild.pipeline.floors import installed_path
 
     listed = installed_path(cache, identity)
     return listed.with_name(f"{listed.name}.probe-{script}")
@@ -181,8 +182,6 @@ def _read_probe(path: Path | None) -> list[list[str]] | None:
 
 def _write_probe(path: Path | None, probe: list[list[str]]) -> None:
     if path is not None:
-        from rebuild.files import atomic_write
-
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, "".join(" ".join(p) + "\n" for p in probe), mode=0o644)
 
@@ -193,9 +192,6 @@ def edit_spec(step: Step, spec_path: Path) -> SpecReport:
     report = SpecReport(file=spec_path.name, edits=recipe.spec.as_dict())
     if recipe.spec.empty:
         return report  # and specfile (~0.1 s to load) is never loaded
-    from rebuild.files import atomic_write
-    from rebuild.pipeline.spec import SpecText, encoded
-    from rebuild.pipeline.spec import edit_spec as edit
 
     with step.log.step(f"edit {spec_path.name}"):
         spec = SpecText.read(spec_path)
@@ -277,7 +273,6 @@ def check_spec(step: Step, spec_path: Path, info: RpmInfo, report: SpecReport, c
     edits = step.recipe.spec
     if edits.empty:
         return report
-    from rebuild.pipeline.spec import release_uses
 
     with step.log.step("check the edited Release with the target's rpm"):
         queried = query_spec(step, spec_path.name, command)
@@ -313,8 +308,6 @@ def inventory(step: Step, identity: str | None = None, cache: Path | None = None
     and on a Debian root dpkg's (name, version, arch), whose rpmdb is empty. One exec for both; none when
     this image (its content *identity*) was listed before: the list is kept in ``<cache>/installed/``,
     shared with check-deps."""
-    from rebuild.files import atomic_write
-    from rebuild.pipeline.floors import QUERY_FORMAT, installed_path, parse_query
 
     debian = step.target.image.method == "debootstrap"
     stored = installed_path(cache, identity) if identity and cache else None
@@ -353,7 +346,6 @@ def _debs(raw: bytes) -> list[tuple[str, str, str]]:
 def check_floors(step: Step, installed: dict, *, skip: bool, hint: str = "") -> FloorsReport | None:
     if step.recipe.floors is None:
         return None
-    from rebuild.pipeline.floors import check_in_container
 
     versions = {name: [evr for evr, _ in v] for name, v in installed.items()}
     return check_in_container(step.recipe.floors, versions, step.log, skip=skip, hint=hint)
@@ -386,7 +378,6 @@ def rpmbuild(step: Step, spec_path: Path, tools: Tools, failed_dir: Path) -> Non
 
 def _keep_build_tree(step: Step) -> None:
     """A failed build's BUILD folder, for `rebuild shell --result` (from a remote engine: best effort)."""
-    from rebuild.errors import RebuildError
 
     try:
         step.copy_out("BUILD")

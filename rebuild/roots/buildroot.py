@@ -18,8 +18,9 @@ from pathlib import Path
 
 from rebuild.config.target import Target
 from rebuild.errors import ConfigError, UsageError
-from rebuild.files import atomic_write
+from rebuild.files import atomic_write, read_user_file
 from rebuild.log import Log
+from rebuild.pipeline.fetch import Cache, fetch_urls
 from rebuild.roots.lock import LockedPackage, RootLock, locked_package
 from rebuild.roots.solver import Solution, Want, solve
 from rebuild.roots.treeindex import IndexStats, PackageMeta, read_tree
@@ -34,7 +35,6 @@ _PRIMARY_FILE = re.compile(r"^(/etc/|.*/bin/|/usr/lib/sendmail$)")
 
 def read_package_list(path: Path) -> list[str]:
     """Package names, one per line; blank lines and # comments ignored."""
-    from rebuild.files import read_user_file
 
     try:
         lines = read_user_file(path, "package list").decode("utf-8").splitlines()
@@ -110,7 +110,6 @@ def fetch_packages(packages: list[PackageMeta] | list[LockedPackage], cache: Pat
                    known: dict[str, str]) -> tuple[list[Path], list[LockedPackage]]:
     """Each package through the verified cache, several at once: its own digests checked, its sha256
     taken from the tree's SHA256SUMS, the lock, or recorded at first download and required after."""
-    from rebuild.pipeline.fetch import Cache, fetch_urls
 
     store = Cache(cache)
     progress = log.progress(f"fetch {len(packages)} packages", len(packages), unit="packages")

@@ -17,6 +17,8 @@ from rebuild.errors import EnvironmentProblem, UsageError
 from rebuild.files import sha256_file
 from rebuild.log import Log
 from rebuild.roots.pins import Pin, image_dir, pin_image, read_pin, write_json
+from rebuild.roots.registry import pull_image
+from rebuild.roots.treeimage import make_tree_image
 from rebuild.systems.engine import Engine
 
 
@@ -25,8 +27,6 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False,
     """Make (or reuse) the target's image and write the pin; with ``image.registry`` in the target, pull it
     from there instead (``force`` makes it here all the same)."""
     if target.image.registry and not force and locked is None and not mirror and not updates:
-        from rebuild.roots.registry import pull_image
-
         return pull_image(target, engine, target.image.registry, log, cache)
     if target.image.method == "rpmtree":
         mirror, updates = tree_locations(target, mirror, updates)
@@ -35,7 +35,6 @@ def make_image(target: Target, engine: Engine, log: Log, *, force: bool = False,
                 f"target {target.name} is made from an RPM tree: give --mirror URL_OR_DIR (its RedHat/RPMS tree,"
                 " the archive or a local copy) and optionally --updates URL_OR_DIR (with make: make rpms MIRROR=...)"
             )
-        from rebuild.roots.treeimage import make_tree_image
 
         return make_tree_image(target, engine, log, mirror=mirror, updates=updates, force=force, cache=cache,
                                locked=locked)

@@ -28,6 +28,7 @@ from rebuild.roots.buildroot import SNAPSHOT, fetch_packages, load_snapshot, mak
 from rebuild.roots.lock import RootLock, lock_path, read_lock
 from rebuild.roots.pins import image_dir
 from rebuild.roots.solver import Unsolvable, Want
+from rebuild.roots.treeimage import unmet_dependencies
 from rebuild.systems.engine import Engine, Mount
 
 
@@ -104,8 +105,6 @@ def _read_record(path: Path) -> dict | None:
 
 
 def _install(target: Target, engine: Engine, base_image: str, paths: list[Path], tag: str, log: Log) -> str:
-    from rebuild.roots.treeimage import unmet_dependencies
-
     work = Path(tempfile.mkdtemp(prefix="rebuild-layer-"))
     try:
         for path in paths:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from rebuild.errors import UsageError
 from rebuild.roots.treeindex import PackageMeta
+from rebuild.systems.evr import compare
 
 # rpm 4.0.4's own list (rpm --showrc, "Features supported by rpmlib")
 RPMLIB_404 = {
@@ -76,8 +77,6 @@ class Solution:
 def _rpmlib_for(rpm_version: str | None) -> dict[str, str] | None:
     """The rpmlib() features of an rpm of this version; None for 'any' (rpm 4.1 and later)."""
     if rpm_version and re.match(r"^4\.0(\.|$)|^3\.", rpm_version):
-        from rebuild.systems.evr import compare
-
         return {k: v for k, v in RPMLIB_404.items() if compare(v.split("-")[0], rpm_version) <= 0}
     return None
 

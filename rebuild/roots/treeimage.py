@@ -38,7 +38,7 @@ from rebuild.roots.solver import Want
 from rebuild.roots.unpack import RootDir, unpack
 from rebuild.settings import Settings
 from rebuild.systems.engine import Engine, Mount
-from rebuild.systems.urls import redact
+from rebuild.systems.urls import local_path, redact
 
 HELPER_PATH = "usr/bin/linux32"
 # A personality wrapper for roots that have no setarch/linux32 (RH 7.3 has neither):
@@ -211,7 +211,6 @@ def _rebased(package: LockedPackage, lock: RootLock, locations: dict[str, str]) 
     base = locations.get(package.origin)
     if not base:
         return package
-    from rebuild.systems.urls import local_path
 
     local = local_path(base)
     if local is not None:

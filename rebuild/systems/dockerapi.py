@@ -18,6 +18,8 @@ import struct
 from collections.abc import Iterator
 from urllib.parse import quote, urlencode, urlparse
 
+from rebuild.files import sha256_bytes
+
 API = "/v1.41"
 MAX_BODY = 64 << 20
 
@@ -366,7 +368,6 @@ def inspect_image(ref: str, timeout: float = 10) -> dict | None:
 def content_id(attrs: dict) -> str:
     """What the image whose ``inspect`` answer is *attrs* is, whatever host holds it (``dockerimages``
     says what goes in); here beside ``inspect_image`` so that check-deps loads no more than this module."""
-    from rebuild.files import sha256_bytes
 
     config = attrs.get("Config") or {}
     made_of = {"layers": (attrs.get("RootFS") or {}).get("Layers") or [], "env": config.get("Env") or [],

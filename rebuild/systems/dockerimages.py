@@ -13,7 +13,12 @@ import re
 from dataclasses import dataclass
 
 from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
-from rebuild.systems.dockerapi import content_id  # noqa: F401 - defined beside inspect_image, used here
+from rebuild.systems.dockerapi import (
+    APIError,
+    ImageNotFound,
+    NotFound,
+    content_id,  # noqa: F401 - defined beside inspect_image, used here
+)
 
 # REPOSITORY[:TAG]@sha256:HEX, the repository possibly with a registry host and port
 REFERENCE = re.compile(r"^(?P<repository>[a-z0-9]+(?:[._:-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
@@ -52,7 +57,6 @@ def parse_reference(text: str, where: str = "--pull") -> Reference:
 
 def inspect(api, ref: str) -> ImageInfo | None:
     """The image *ref* through the engine API (``dockerapi``), or None."""
-    from rebuild.systems.dockerapi import APIError, ImageNotFound
 
     try:
         attrs = api.inspect_image(ref)
@@ -116,8 +120,6 @@ def read_file(api, image: str, path: str, max_bytes: int = 64 << 20) -> bytes | 
     """A file of *image* (None when absent): a created, never started container, copied from, removed."""
     import io
     import tarfile
-
-    from rebuild.systems.dockerapi import NotFound
 
     created = api.create_container(image, command=["true"], name=f"rebuild-read-{os.urandom(6).hex()}", hostname=None,
                                    user="", network_disabled=True, labels={"org.rebuild": "1"},

@@ -124,12 +124,3 @@ def transfer_is_archive(transfer: str, docker_host: str | None = None) -> bool:
         return transfer == "archive"
     host = os.environ.get("DOCKER_HOST", "") if docker_host is None else docker_host
     return bool(host) and not host.startswith(("unix://", "npipe://", "fd://"))
-
-
-def __getattr__(name: str):
-    """``DockerEngine`` and ``DockerContainer`` live in ``dockerengine`` (the docker SDK loads with them)."""
-    if name in ("DockerEngine", "DockerContainer"):
-        from rebuild.systems import dockerengine
-
-        return getattr(dockerengine, name)
-    raise AttributeError(name)

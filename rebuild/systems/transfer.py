@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from rebuild.errors import BuildFailed
 from rebuild.log import Log
+from rebuild.systems.dockerapi import APIError
 from rebuild.systems.engine import Mount
 
 # past this size an archive is spooled to a temporary file rather than held in memory
@@ -141,7 +142,6 @@ def tar_bytes(entries: dict[str, bytes], mode: int = 0o644) -> bytes:
 def copy_mounts(api, container_id: str, mounts: list[Mount], log: Log, owner: Path | None = None) -> None:
     """The mounts' host files and folders copied into the container at their targets in one archive, owned
     as *owner* (default: each source) is on the host."""
-    from rebuild.systems.dockerapi import APIError
 
     if not mounts:
         return
