@@ -55,6 +55,12 @@ def home(tmp_path):
     return tmp_path / "home"
 
 
+def _env(home: Path) -> dict:
+    """The test's own project folder and cache: each session makes its tree's packages afresh (new bytes under
+    the same names), which a cache shared with earlier sessions rightly refuses as changed."""
+    return {"REBUILD_HOME": str(home), "REBUILD_CACHE": str(home.parent / "cache")}
+
+
 def test_solve_prefers_newer_wherever_it_is(tree, tmp_path):
     base, _, server = tree
     trees = [read_tree(server.url + "/os/", "os", tmp_path), read_tree(server.url + "/updates/", "updates", tmp_path)]
@@ -68,7 +74,7 @@ def test_solve_prefers_newer_wherever_it_is(tree, tmp_path):
 
 def test_image_from_tree_runs_i686_shell(tree, home):
     _, _, server = tree
-    env = {"REBUILD_HOME": str(home)}
+    env = _env(home)
     proc = run_cli("image", "t73", "--mirror", server.url + "/os", "--updates", server.url + "/updates/", env=env)
     assert proc.returncode == 0, proc.stderr
     image = proc.stdout.split()[1]
@@ -89,14 +95,14 @@ def test_image_from_tree_runs_i686_shell(tree, home):
 
 
 def test_image_needs_a_mirror(home):
-    proc = run_cli("image", "t73", env={"REBUILD_HOME": str(home)})
+    proc = run_cli("image", "t73", env=_env(home))
     assert proc.returncode == 2 and "--mirror" in proc.stderr
 
 
 def test_missing_package_is_named(tree, home):
     _, _, server = tree
     (home / "containers" / "t73" / "packages.txt").write_text("busybox\nopenssl-devel\n")
-    proc = run_cli("image", "t73", "--mirror", server.url + "/os", env={"REBUILD_HOME": str(home)})
+    proc = run_cli("image", "t73", "--mirror", server.url + "/os", env=_env(home))
     assert proc.returncode == 2 and "openssl-devel" in proc.stderr
 
 
