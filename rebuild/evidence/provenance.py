@@ -11,13 +11,14 @@ rebuild's version, the build key, start and end.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from rebuild import __version__
 from rebuild.errors import CheckFailed, UsageError
 from rebuild.files import read_user_file, sha256_file
-from rebuild.pipeline.result import Manifest
+from rebuild.pipeline.result import Manifest, ResultDir
 
 STATEMENT = "https://in-toto.io/Statement/v1"
 SLSA = "https://slsa.dev/provenance/v1"
@@ -104,36 +105,57 @@ def _load(path: Path) -> dict:
     return data
 
 
-def _files_by_name(folder: Path) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for path in folder.rglob("*.rpm"):
-        if path.is_file() and not path.is_symlink():
-            found.setdefault(path.name, path)
-    return found
+# what an index.json entry's file may be: ARCH/NAME.rpm or SRPMS/NAME.rpm
+_REPO_FILE = re.compile(r"^(SRPMS|[A-Za-z0-9_]+)/[A-Za-z0-9_+~^][A-Za-z0-9._+~^-]*\.rpm$")
+
+
+def _subject_files(location: Path, repository: bool) -> dict[str, Path]:
+    """The files the statements are about, by the name a subject gives, taken from where the folder records
+    them (a result's manifest outputs, a repository's index.json entries), never found by name anywhere
+    below: an untouched copy elsewhere must not vouch for a tampered file. A name listed twice is refused."""
+    if repository:
+        try:
+            index = json.loads(read_user_file(location / "index.json", "repository index", max_bytes=64 << 20))
+            listed = [e["file"] for e in index["packages"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{location / 'index.json'}: not a repository index rebuild wrote ({exc})") from None
+        if not all(isinstance(f, str) and _REPO_FILE.match(f) for f in listed):
+            raise UsageError(f"{location / 'index.json'}: lists a file that is not ARCH/NAME.rpm or SRPMS/NAME.rpm")
+    else:
+        listed = [o.file for o in ResultDir(location).read().outputs]
+    files: dict[str, Path] = {}
+    for rel in listed:
+        name = Path(rel).name
+        if name in files:
+            raise UsageError(f"{location}: {name} is listed twice; refusing to say which one a statement is about")
+        files[name] = location / rel
+    return files
 
 
 def verify(location: Path) -> list[SubjectCheck]:
     """Every statement in a result folder (provenance.json) or a repository (provenance/*.json) checked:
-    its shape, and each subject's sha256 against the file of that name. CheckFailed lists what does not match."""
+    its shape, and each subject's sha256 against the file the folder records under that name (each file hashed
+    once). CheckFailed lists what does not match."""
     location = Path(location)
     if (location / FILE).is_file():
-        statements = [location / FILE]
+        statements, repository = [location / FILE], False
     elif (location / "provenance").is_dir():
-        statements = sorted((location / "provenance").glob("*.json"))
+        statements, repository = sorted((location / "provenance").glob("*.json")), True
     else:
         raise UsageError(f"{location}: neither a result folder with {FILE} nor a repository with provenance/")
     if not statements:
         raise UsageError(f"{location}: holds no provenance statements")
-    files = _files_by_name(location)
+    files = _subject_files(location, repository)
+    digests: dict[Path, str] = {}
     results = []
     for path in statements:
         for subject in _load(path)["subject"]:
             name, want = subject["name"], subject["digest"]["sha256"]
-            found = files.get(Path(name).name)
-            if found is None:
-                results.append(SubjectCheck(name, "missing", f"named in {path.name}, not in {location}"))
+            found = files.get(name)
+            if found is None or found.is_symlink() or not found.is_file():
+                results.append(SubjectCheck(name, "missing", f"named in {path.name}, not a file {location} records"))
                 continue
-            digest = sha256_file(found)
+            digest = digests.get(found) or digests.setdefault(found, sha256_file(found))
             if digest == want:
                 results.append(SubjectCheck(name, "ok", digest))
             else:

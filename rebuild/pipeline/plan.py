@@ -41,6 +41,9 @@ def plan(recipes: list[Path], target: str | None, home: Path) -> list[dict]:
             shown = str(recipe.path.relative_to(home))
         except ValueError:
             shown = str(recipe.path)
+        if any(not ch.isprintable() for ch in shown):  # a newline would be a second line of `--format shell`
+            raise UsageError(f"{shown!r}: a recipe path holding a control character cannot go on a command line;"
+                             " rename the file")
         entries.append({"name": recipe.name, "recipe": shown, "target": target or recipe.target})
     return entries
 

@@ -26,8 +26,14 @@ def open_shell(target: Target, engine: Engine, cache: Path, result: Path | None,
         folder = Path(result).resolve()
         if not folder.is_dir():
             raise UsageError(f"--result {result}: no such folder")
+        if any(ch in str(folder) for ch in ',"\n\r'):
+            # docker's --mount reads its value as comma-separated fields: a comma would add options
+            raise UsageError(f"--result {str(folder)!r}: a folder whose path holds a comma, quote or newline cannot"
+                             " be mounted; move or rename it")
         layer = _layer(folder)
-        if layer and engine.image_id(layer) == layer:
+        info = engine.inspect_image(layer) if layer else None
+        # only a layer made from this target's definition: a result's manifest may not pick any image
+        if info is not None and info.labels.get("org.rebuild.definition") == target.image_key:
             image = layer
         if (folder / "tree").is_dir():
             mounts.append(Mount(folder / "tree", "/build"))

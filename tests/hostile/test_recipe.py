@@ -75,3 +75,13 @@ def test_a_release_suffix_is_one_validation_for_patch_and_recipes(tmp_path, srpm
     assert spec.read_text() == "Name: x\nVersion: 1\nRelease: 1\n%description\nx\n"
     recipe = _recipe(tmp_path, srpm, extra=f"spec:\n  release_suffix: {suffix!r}\n".replace("\\n", "\\\\n"))
     one_line_error(quietly("build", str(recipe), env=NOWHERE), 2)
+
+
+def test_a_recipe_path_with_a_newline_cannot_add_a_line_to_the_shell_plan(tmp_path):
+    home = tmp_path / "home"
+    (home / "specs").mkdir(parents=True)
+    (home / "specs" / "x.src.rpm").write_bytes(b"")
+    evil = home / "specs" / "a\nrm -rf ~.yaml"
+    evil.write_text("name: a\nsource:\n  srpm: x.src.rpm\n  urls: [x.src.rpm]\ntarget: testroot\n")
+    proc = quietly("plan", "--format", "shell", str(evil), env={"REBUILD_HOME": str(home)})
+    assert proc.returncode == 2 and proc.stdout == "" and "control character" in proc.stderr

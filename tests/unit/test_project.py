@@ -149,3 +149,29 @@ def test_extraction_refuses_what_leaves_the_folder(tmp_path, python_filters, mem
     with pytest.raises(BuildFailed, match="refusing|failed"):
         transfer.extract(_archive((_member("out", tarfile.DIRTYPE, 0o755), b""), (member, b"")), dest, "out")
     assert not (tmp_path / "escape").exists()
+
+
+def test_shell_refuses_a_result_folder_whose_path_would_add_mount_options(tmp_path):
+    from rebuild.roots.shell import open_shell
+
+    target, engine = _pinned(tmp_path)
+    engine.images = {"kept": "sha256:mine"}
+    evil = tmp_path / "out,source=,readonly=false"
+    evil.mkdir()
+    with pytest.raises(Exception, match="comma, quote or newline"):
+        open_shell(target, engine, tmp_path, evil, ["true"], tty=False)
+
+
+def test_shell_takes_a_results_layer_only_when_made_from_this_targets_definition(tmp_path):
+    from rebuild.roots.shell import open_shell
+
+    target, engine = _pinned(tmp_path)
+    engine.images = {"kept": "sha256:mine", "other": "sha256:other-root"}
+    engine.labels = {"sha256:other-root": {"org.rebuild.definition": "another target"}}
+    result = tmp_path / "result"
+    result.mkdir()
+    (result / "manifest.json").write_text('{"root": {"image_id": "sha256:other-root"}}')
+    used = []
+    engine.shell = lambda image, *a, **k: used.append(image) or 0
+    assert open_shell(target, engine, tmp_path, result, ["true"], tty=False) == 0
+    assert used == ["sha256:mine"], "a manifest cannot name any image the engine holds"
