@@ -164,3 +164,9 @@ class StatusBoard:
 
     def close(self) -> None:
         self.live.stop()
+
+
+def printable(text: str) -> str:
+    """*text* as one may print it: control characters (a newline, a terminal escape) in a name that came from a
+    package, a statement or a server are shown escaped, so they cannot forge or erase lines."""
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)

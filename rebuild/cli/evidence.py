@@ -9,6 +9,7 @@ import click
 from rebuild.cli.main import Context, cli, pass_ctx
 from rebuild.evidence import rpmdiff
 from rebuild.evidence.provenance import failures, verify
+from rebuild.log import printable
 
 
 @cli.command()
@@ -38,8 +39,8 @@ def verify_provenance(ctx: Context, location: Path) -> None:
 
     results = verify(location)
     for r in results:
-        click.echo(f"{'ok      ' if r.status == 'ok' else r.status.upper().ljust(8)}  {r.name}"
-                   + ("" if r.status == "ok" else f"  ({r.detail})"))
+        click.echo(printable(f"{'ok      ' if r.status == 'ok' else r.status.upper().ljust(8)}  {r.name}"
+                             + ("" if r.status == "ok" else f"  ({r.detail})")))
     problem = failures(results)
     if problem is not None:
         raise problem

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rebuild.errors import UsageError
+from rebuild.log import printable
 from rebuild.systems.rpmfile import read_info
 
 DEP_KINDS = ("requires", "provides", "conflicts", "obsoletes")
@@ -167,7 +168,7 @@ def format_diff(diffs: list[PackageDiff], only_a: list[str], only_b: list[str]) 
         for tag, (va, vb) in d.header.items():
             lines.append(f"  ~ header {tag}: {va} -> {vb}")
     lines += [f"only in A: {n}" for n in only_a] + [f"only in B: {n}" for n in only_b]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def diff_rows(diffs: list[PackageDiff], only_a: list[str], only_b: list[str]) -> list[tuple[str, str, str, str, str]]:

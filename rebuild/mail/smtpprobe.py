@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from rebuild.errors import UsageError
 from rebuild.files import read_user_file
+from rebuild.log import printable
 from rebuild.mail import smtpchecks, tlscheck
 from rebuild.mail.smtpconn import Deadline, connect
 
@@ -331,18 +332,14 @@ def format_report(report: ProbeReport) -> str:
             value = ", ".join(f"{k}={v}" for k, v in value.items())
         elif isinstance(value, list):
             value = " ".join(map(str, value)) or "-"
-        lines.append(_printable(f"{key:<22} {value}"))
+        lines.append(printable(f"{key:<22} {value}"))
     lines.append("")
     for f in sorted(report.findings, key=lambda f: {ERROR: 0, WARNING: 1, INFO: 2}[f.severity]):
-        lines.append(_printable(f"{f.severity:<8} {f.check:<20} {f.message}"))
+        lines.append(printable(f"{f.severity:<8} {f.check:<20} {f.message}"))
     errors = sum(f.severity == ERROR for f in report.findings)
     warnings = sum(f.severity == WARNING for f in report.findings)
     lines.append(f"{errors} errors, {warnings} warnings")
     return "\n".join(lines)
-
-
-def _printable(text: str) -> str:
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def report_json(report: ProbeReport) -> str:

@@ -51,3 +51,12 @@ def test_a_repository_listing_one_name_twice_is_refused(tmp_path):
     (repo / "index.json").write_text(json.dumps({"packages": [{"file": "../../etc/passwd"}]}))
     with pytest.raises(UsageError, match="ARCH/NAME.rpm"):
         verify(repo)
+
+
+def test_a_subject_name_with_a_newline_or_escape_cannot_forge_output_lines(result):
+    from tests.conftest import run_cli
+
+    (result / "provenance.json").write_text(_statement([("evil\nok        forged.rpm\x1b[2J", "0" * 64)]))
+    proc = run_cli("verify-provenance", str(result))
+    assert proc.returncode == 1
+    assert proc.stdout.count("\n") == 1 and "\x1b" not in proc.stdout and "\\n" in proc.stdout
