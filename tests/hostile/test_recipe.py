@@ -85,3 +85,10 @@ def test_a_recipe_path_with_a_newline_cannot_add_a_line_to_the_shell_plan(tmp_pa
     evil.write_text("name: a\nsource:\n  srpm: x.src.rpm\n  urls: [x.src.rpm]\ntarget: testroot\n")
     proc = quietly("plan", "--format", "shell", str(evil), env={"REBUILD_HOME": str(home)})
     assert proc.returncode == 2 and proc.stdout == "" and "control character" in proc.stderr
+
+
+@pytest.mark.parametrize("host", ["tcp://127.0.0.1:99999", "tcp://[::1", "tcp://user:pw@host:2375", "http://x"])
+def test_a_malformed_engine_address_is_one_line_and_exit_2_without_its_password(host):
+    proc = quietly("targets", env={"DOCKER_HOST": host})
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "DOCKER_HOST" in proc.stderr
+    assert "pw@" not in proc.stderr and "Traceback" not in proc.stderr
