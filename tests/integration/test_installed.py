@@ -131,3 +131,21 @@ def test_two_project_folders_on_one_engine_build_one_target_alternately(tmp_path
             proc = rebuild(home, "build", str(srpm), "--target", "testroot", "--set", "errata=73", "--out", "out",
                            "--force")
             assert proc.returncode == 0, f"{home.name}, round {round_}: {proc.stderr}"
+
+
+HOST_VENV = ROOT / ".venv-host"  # made by `make test-host-python` (which .ci/run runs first)
+
+
+@pytest.mark.skipif(not (HOST_VENV / "bin" / "rebuild").exists(),
+                    reason="no .venv-host: run `make test-host-python` first (Debian's /usr/bin/python3)")
+def test_an_archive_transfer_build_under_the_hosts_python(tmp_path, testroot):
+    """Debian 12's python3 is 3.11.2, whose tarfile has no extraction filters: files copied back from the
+    engine as archives (what tcp:// and ssh:// engines get) go through rebuild's own member check there."""
+    version = subprocess.run([str(HOST_VENV / "bin" / "python"), "--version"], capture_output=True, text=True).stdout
+    srpm = make_srpm(EXAMPLE / "hello.spec", tmp_path / "srpm")
+    env = {k: v for k, v in os.environ.items() if k != "REBUILD_HOME"} | {"REBUILD_TRANSFER": "archive"}
+    proc = subprocess.run([str(HOST_VENV / "bin" / "rebuild"), "build", str(srpm), "--target", "testroot", "--set",
+                           "errata=73", "--out", "out"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, f"{version}: {proc.stderr}"
+    assert (tmp_path / "out" / "hello-1.0-1.73" / "RPMS" / "x86_64" / "hello-1.0-1.73.x86_64.rpm").is_file()
