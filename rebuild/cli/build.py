@@ -27,7 +27,8 @@ from rebuild.pipeline.buildindex import key_for
 from rebuild.pipeline.fetch import Cache, fetch_urls, locate_srpm
 from rebuild.pipeline.plan import default_recipes, render
 from rebuild.pipeline.plan import plan as make_plan
-from rebuild.pipeline.spec import check_in_container, patch_file
+from rebuild.pipeline.spec import patch_file
+from rebuild.pipeline.speccheck import check_in_container
 from rebuild.roots.images import make_image
 from rebuild.settings import parse_mirrors
 from rebuild.systems.download import FetchOptions

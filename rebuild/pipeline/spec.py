@@ -17,8 +17,6 @@ from rebuild.config.recipe import SpecEdits
 from rebuild.errors import UsageError
 from rebuild.files import atomic_write, read_user_file
 from rebuild.pipeline.backport import apply_backport
-from rebuild.roots.pins import check_image
-from rebuild.systems.engine import Mount
 
 _LOOKS_LIKE_SPEC = re.compile(r"^\s*(?:(?:Name|Version|Release|Summary)\s*:|%(?:define|global|description|prep)\b)", re.M | re.I)
 # the largest real specs are a few hundred KiB; the spec parser's time grows faster than the size
@@ -141,7 +139,7 @@ def _is_commented(md) -> bool:
     return bool(md.commented_out or "#" in md._prefix)  # specfile keeps "#%define" as prefix "#"
 
 
-def _base(name: str) -> str:
+def base_name(name: str) -> str:
     """A macro's name without its options: foo() and foo(a:) are foo."""
     return name.split("(", 1)[0]
 
@@ -156,6 +154,9 @@ def check_value(name: str, value: str) -> tuple[str, str | None]:
                          " to its body; drop the backslash")
     if not value.strip():
         return "%{nil}", f"{name} set to %{{nil}}: rpm refuses an empty body (\"Macro %{name} has empty body\")"
+    if value != value.strip():  # rpm trims a body's blanks itself; kept, each run would add one more
+        stripped, _ = check_value(name, value.strip())
+        return stripped, f"the value for {name} is written without its leading and trailing blanks"
     closers = {"{": "}", "(": ")", "[": "]"}
     stack: list[str] = []
     i = 0
@@ -188,28 +189,32 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
         value, value_note = check_value(name, wanted)
         if value_note:
             result.notes.append(value_note)
-        live = [(start, span, md) for start, span, md in _definitions(spec) if _base(md.name) == _base(name)]
+        live = [(start, span, md) for start, span, md in _definitions(spec) if base_name(md.name) == base_name(name)]
+        conditional = _edit_conditional(spec, base_name(name), value, result)
+        if not live and conditional:
+            _note_conditional_defaults(spec, base_name(name), result, advise=True)
+            continue
         if not live:
             raise UsageError(_nothing_to_edit(spec, name))
-        _note_conditional_defaults(spec, _base(name), result)
+        _note_conditional_defaults(spec, base_name(name), result)
         if len(live) > 1:
             lines = ", ".join(str(s + 1) for s, _, _ in live)
             result.notes.append(f"{path.name}: {name} is defined {len(live)} times (lines {lines}); all are edited")
         if all(md.body == value for _, _, md in live):
-            result.unchanged.append(_base(name))
+            result.unchanged.append(base_name(name))
         # edit from the bottom so earlier indices stay valid when a multi-line body shrinks
         for start, span, md in sorted(live, key=lambda item: item[0], reverse=True):
             where = f"{path.name}:{start + 1}"
             if _is_commented(md):
                 result.notes.append(f"{where}: a comment, but rpm expands macros in comments (rpm 4.18 warns, 4.0.x"
-                                    f" does it silently), so its definition of {_base(name)} runs: edited too")
-            if md.name != _base(md.name):
+                                    f" does it silently), so its definition of {base_name(name)} runs: edited too")
+            if md.name != base_name(md.name):
                 result.notes.append(f"{where}: {md.name} is a parametric macro; its body is set, its options kept")
             if md.body == value:
                 result.notes.append(f"{where}: {name} is already {value}; nothing to change")
                 continue
             if span > 1:
-                result.notes.append(f"{where}: the body of {_base(name)} spanned {span} lines (\\ continuations or"
+                result.notes.append(f"{where}: the body of {base_name(name)} spanned {span} lines (\\ continuations or"
                                     f" %{{expand:...}}, perhaps a shell fragment); it is now the one line {value!r}")
             old = md.body
             md.body = value
@@ -221,7 +226,7 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
             spec.bodies[start : start + span] = [new_line]
             ending = spec.endings[start + span - 1]
             spec.endings[start : start + span] = [ending if span == 1 else spec.endings[start]]
-            result.changes.append(f"{where}: {_base(name)} {old!r} -> {value!r}")
+            result.changes.append(f"{where}: {base_name(name)} {old!r} -> {value!r}")
     for name, value in edits.add_macros:
         value, value_note = check_value(name, value)
         if value_note:
@@ -233,9 +238,37 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
     return result
 
 
+def _edit_conditional(spec: SpecText, name: str, value: str, result: EditResult) -> int:
+    """Definitions of *name* inside a conditional on another macro (``%{?rh7:%define errata 73}``, as 2000s specs
+    for several releases wrote them): rpm runs the one whose condition holds, so each is set to *value* and
+    named in a note with its condition. Returns how many there were. A conditional default of *name* itself
+    (``%{!?errata:%global errata 80}``) is not one of them."""
+    pattern = re.compile(r"(%\{(!?)\?([A-Za-z_]\w*):\s*%(?:define|global)\s+" + re.escape(name) + r"\s+)([^{}%]*?|"
+                         r"(?:[^{}]|%\{[^{}]*\})*?)(\s*\})")
+    count = 0
+    for i, body in enumerate(spec.bodies):
+        def edit(m: re.Match, i: int = i) -> str:
+            nonlocal count
+            negated, condition = m.group(2), m.group(3)
+            if condition == name:
+                return m.group(0)
+            count += 1
+            when = f"when {condition} is {'not ' if negated else ''}defined"
+            if m.group(4).strip() == value:
+                result.notes.append(f"{spec.path.name}:{i + 1}: {name} is already {value} {when}; nothing to change")
+                return m.group(0)
+            result.changes.append(f"{spec.path.name}:{i + 1}: {name} {m.group(4).strip()!r} -> {value!r} ({when})")
+            result.notes.append(f"{spec.path.name}:{i + 1}: {name} is defined {when}: edited too, as rpm runs it"
+                                " where that holds")
+            return m.group(1) + value + m.group(5)
+
+        spec.bodies[i] = pattern.sub(edit, body)
+    return count
+
+
 def _nothing_to_edit(spec: SpecText, name: str) -> str:
     """Why *name* cannot be set: no definition, or only a conditional default."""
-    base = _base(name)
+    base = base_name(name)
     pattern = re.compile(r"%\{!?\?" + re.escape(base) + r":\s*%(?:define|global)\s+" + re.escape(base) + r"\b")
     for i, body in enumerate(spec.bodies):
         if pattern.search(body):
@@ -246,19 +279,20 @@ def _nothing_to_edit(spec: SpecText, name: str) -> str:
             f" one with --add {base}=VALUE (spec.add_macros in a recipe)")
 
 
-def _note_conditional_defaults(spec: SpecText, name: str, result: EditResult) -> None:
+def _note_conditional_defaults(spec: SpecText, name: str, result: EditResult, advise: bool = False) -> None:
     pattern = re.compile(r"%\{!?\?" + re.escape(name) + r":\s*%(?:define|global)\s+" + re.escape(name) + r"\b")
     for i, body in enumerate(spec.bodies):
         if pattern.search(body):
             result.notes.append(
-                f"{spec.path.name}:{i + 1}: conditional default of {name} left alone"
-                f" (it only applies when {name} is not already defined)"
+                f"{spec.path.name}:{i + 1}: conditional default of {name} left alone (it only applies when {name} is"
+                f" not already defined)" + (f"; where none of the conditions above holds it still gives {name} its"
+                                            f" default: to set it in every case, --add {name}=VALUE" if advise else "")
             )
 
 
 def _add_macro(spec: SpecText, name: str, value: str, result: EditResult) -> None:
     for start, _span, md in _definitions(spec):
-        if _base(md.name) == _base(name):
+        if base_name(md.name) == base_name(name):
             if md.body == value:
                 result.notes.append(f"{spec.path.name}:{start + 1}: {name} is already defined as {value}; nothing to add")
                 return
@@ -323,44 +357,3 @@ def patch_file(path: Path, edits: SpecEdits, *, output: Path | None = None) -> E
             atomic_write(orig, encoded(path, result.original, spec.encoding), mode=mode)
         atomic_write(path, data, mode=mode)
     return result
-
-
-def check_in_container(path: Path, names: list[str], target, engine, log) -> tuple[bool, list[str]]:
-    """Whether *target*'s rpmspec parses *path*, and what each of *names* expands to at the spec's end (read
-    from a copy with one %{echo:...} line appended, which rpm prints as it parses).
-
-    A spec is untrusted input: ``%global x %(...)`` runs shell code while rpm parses it. So it is parsed in a
-    throwaway container of the target's pinned image (no network, the target's build user), never on the
-    host. rpm 4.18 refuses invalid UTF-8 by default; 2003 specs are Latin-1, so that check is turned off."""
-    import tempfile
-
-    image = check_image(target, engine, log=log)
-    text = SpecText.read(path)
-    with tempfile.TemporaryDirectory(prefix="rebuild-check-") as tmp:
-        copy = Path(tmp) / path.name
-        probes = "".join(f"%{{echo:rebuild-check {_base(n)} %{{?{_base(n)}}}}}{text.newline}" for n in names)
-        copy.write_bytes(encoded(path, text.text() + (text.newline if text.endings[-1:] == [""] else "") + probes,
-                                 text.encoding))
-        Path(tmp).chmod(0o755)
-        copy.chmod(0o644)
-        chunks: list[bytes] = []
-        with engine.container(image, mounts=[Mount(Path(tmp), "/check", read_only=True)]) as box:
-            code = box.run(target.wrap(["rpmspec", "-P", "--define", "_invalid_encoding_terminates_build 0",
-                                        f"/check/{copy.name}"]), user=f"{target.uid}:{target.uid}",
-                           env={"HOME": "/tmp", "LC_ALL": "C"}, output=chunks.append)
-    output = b"".join(chunks).decode(errors="replace")
-    if code != 0:
-        errors = [line for line in output.splitlines() if line.startswith("error:")] or output.splitlines()[-1:]
-        reason = " ".join(" ".join(errors[:2]).split())[:300] or f"exit {code}"
-        hint = " (2003 tags such as Copyright: are refused by rpm 4.18; builds check the spec with the target's" \
-               " own rpm)" if "Unknown tag" in reason else ""
-        if code == 127:
-            reason, hint = f"target {target.name} has no rpmspec (rpm 4.0.x); check with a target that has", ""
-        return False, [f"check: {target.name}'s rpmspec cannot parse {path.name}: {reason}{hint}"]
-    found = {}
-    for line in output.splitlines():
-        if line.startswith("rebuild-check "):
-            parts = line.split(None, 2)
-            found[parts[1]] = parts[2] if len(parts) > 2 else ""
-    return True, [f"check: {path.name} parses (rpmspec in a {target.name} container)"] + \
-        [f"check: %{{{n}}} = {v!r}" for n, v in found.items()]

@@ -50,7 +50,7 @@ class EVR:
 def parse(text: str) -> EVR:
     """Parse ``[epoch:]version[-release]``; ValueError with the reason when malformed."""
     match = _WELL_FORMED.fullmatch(text) if isinstance(text, str) else None
-    if match:
+    if match and (match.group(1) is None or int(match.group(1)) <= 0xFFFFFFFF):
         epoch, version, release = match.groups()
         return EVR(int(epoch) if epoch is not None else None, version, release)
     if not isinstance(text, str) or not text:
@@ -64,6 +64,8 @@ def parse(text: str) -> EVR:
         if not head.isdigit():
             raise ValueError(f"epoch {head!r} must be a number")
         epoch = int(head)
+        if epoch > 0xFFFFFFFF:  # rpm keeps an epoch in 32 bits and refuses a larger one in a spec
+            raise ValueError(f"epoch {head} is above rpm's largest, 4294967295")
     if rest.count("-") > 1:
         raise ValueError("more than one '-': the version part may not contain '-'")
     version, _, release = rest.partition("-")

@@ -127,3 +127,31 @@ def test_a_large_spec_is_edited_in_bounded_time(tmp_path):
     start = time.monotonic()
     _set(path, errata="73")
     assert time.monotonic() - start < 10
+
+
+def test_conditional_definitions_on_other_macros_are_edited_and_named(tmp_path):
+    """Dag Wieers' sendmail spec for Red Hat 6.2/7.x chose errata per release: %{?rh7:%define errata 73}."""
+    path = _spec(tmp_path, "%{?rh7:%define errata 73}\n%{?rh6:%define errata 62}\n%{!?errata:%global errata 80}\n"
+                           "%description\nx\n")
+    result = _set(path, errata="75")
+    text = path.read_text()
+    assert "%{?rh7:%define errata 75}" in text and "%{?rh6:%define errata 75}" in text
+    assert "%{!?errata:%global errata 80}" in text, "the default of errata itself is left alone"
+    notes = " ".join(result.notes)
+    assert "when rh7 is defined" in notes and "when rh6 is defined" in notes and "--add errata=VALUE" in notes
+
+
+def test_surrounding_blanks_are_stripped_once_so_the_edit_is_idempotent(tmp_path):
+    path = _spec(tmp_path, "%define errata 80\n%description\nx\n")
+    first = _set(path, errata="  73 ")
+    assert "%define errata 73\n" in path.read_text() and any("without its leading" in n for n in first.notes)
+    again = _set(path, errata="  73 ")
+    assert not again.changed
+
+
+def test_an_epoch_above_rpms_range_is_refused():
+    from tests.conftest import run_cli
+
+    proc = run_cli("vercmp", "4294967296:1.0", "0:1.0")
+    assert proc.returncode == 2 and "4294967295" in proc.stderr
+    assert run_cli("vercmp", "4294967295:1.0", "0:1.0").returncode == 11
