@@ -110,6 +110,9 @@ class EditResult:
 # rpm reads "# %define x 1" (a comment) as a definition too, and "%global x\\" (no blank before the
 # backslash) as a definition whose body is on the next line; specfile's parser knows neither spelling
 _COMMENTED = re.compile(r"^(\s*#\s*)(%(?:define|global)\b)")
+# a line rpm runs as a definition: %define/%global at its start, or after a # (rpm expands macros in comments);
+# not a C "#define" in a here-document, not an escaped "#%%global", not a "%dnl" line (discarded by rpm >= 4.15)
+_RUNS = re.compile(r"^\s*(?:#\s*)?%(?:define|global)\b")
 _TIGHT_BACKSLASH = re.compile(r"^(\s*#?\s*%(?:define|global)\s+[A-Za-z_][A-Za-z0-9_]*(?:\([^)]*\))?)\\$")
 
 
@@ -130,7 +133,8 @@ def _definitions(spec: SpecText) -> list[tuple[int, int, object]]:
         raw = md.get_raw_data()
         span = md.body.count("\n") + 1
         start = index + len(raw) - span
-        found.append((start, span, md))
+        if _RUNS.match(spec.bodies[start]):
+            found.append((start, span, md))
         index += len(raw)
     return found
 

@@ -155,3 +155,15 @@ def test_an_epoch_above_rpms_range_is_refused():
     proc = run_cli("vercmp", "4294967296:1.0", "0:1.0")
     assert proc.returncode == 2 and "4294967295" in proc.stderr
     assert run_cli("vercmp", "4294967295:1.0", "0:1.0").returncode == 11
+
+
+def test_lines_rpm_never_runs_as_definitions_are_left_alone(tmp_path):
+    """A C #define in a %prep here-document, an escaped #%%global and a %dnl line are not definitions rpm runs;
+    a #%define in a comment is (rpm expands macros in comments) and is edited."""
+    path = _spec(tmp_path, "%define errata 80\n%description\nx\n%prep\ncat > version.h <<EOF\n#define errata 1\nEOF\n"
+                           "#%%global errata 70\n%dnl %global errata 71\n#%define errata 72\n")
+    result = _set(path, errata="73")
+    text = path.read_text()
+    assert "#define errata 1\n" in text and "#%%global errata 70\n" in text and "%dnl %global errata 71\n" in text
+    assert "%define errata 73\n" in text and "#%define errata 73\n" in text
+    assert len(result.changes) == 2
