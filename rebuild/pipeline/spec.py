@@ -190,6 +190,9 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
     result = EditResult(spec=spec, original=spec.text())
     path = spec.path
     for name, wanted in edits.macros:
+        if "(" in name and name.partition("(")[2].rstrip(")"):
+            raise UsageError(f"{name}: options are not set by an edit (the definition keeps its own); give"
+                             f" {base_name(name)}() or {base_name(name)}")
         value, value_note = check_value(name, wanted)
         if value_note:
             result.notes.append(value_note)

@@ -167,3 +167,10 @@ def test_lines_rpm_never_runs_as_definitions_are_left_alone(tmp_path):
     assert "#define errata 1\n" in text and "#%%global errata 70\n" in text and "%dnl %global errata 71\n" in text
     assert "%define errata 73\n" in text and "#%define errata 73\n" in text
     assert len(result.changes) == 2
+
+
+def test_options_given_with_a_name_are_refused_not_ignored(tmp_path):
+    path = _spec(tmp_path, "%define greet(a:) hello %1\n")
+    with pytest.raises(UsageError, match="options are not set by an edit"):
+        _set(path, **{"greet(b:)": "hi"})
+    assert "hello %1" in path.read_text()
