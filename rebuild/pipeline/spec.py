@@ -190,13 +190,13 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
     result = EditResult(spec=spec, original=spec.text())
     path = spec.path
     for name, wanted in edits.macros:
-        if "(" in name and name.partition("(")[2].rstrip(")"):
-            raise UsageError(f"{name}: options are not set by an edit (the definition keeps its own); give"
-                             f" {base_name(name)}() or {base_name(name)}")
         value, value_note = check_value(name, wanted)
         if value_note:
             result.notes.append(value_note)
         live = [(start, span, md) for start, span, md in _definitions(spec) if base_name(md.name) == base_name(name)]
+        if "(" in name and name.partition("(")[2].rstrip(")") and any(md.name != name for _, _, md in live):
+            raise UsageError(f"{name}: options are not changed by an edit (the definition keeps its own,"
+                             f" {', '.join(sorted({md.name for _, _, md in live}))}); give {base_name(name)}()")
         conditional = _edit_conditional(spec, base_name(name), value, result)
         if not live and conditional:
             _note_conditional_defaults(spec, base_name(name), result, advise=True)

@@ -171,6 +171,6 @@ def test_lines_rpm_never_runs_as_definitions_are_left_alone(tmp_path):
 
 def test_options_given_with_a_name_are_refused_not_ignored(tmp_path):
     path = _spec(tmp_path, "%define greet(a:) hello %1\n")
-    with pytest.raises(UsageError, match="options are not set by an edit"):
+    with pytest.raises(UsageError, match="options are not changed by an edit"):
         _set(path, **{"greet(b:)": "hi"})
     assert "hello %1" in path.read_text()
