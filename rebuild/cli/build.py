@@ -21,7 +21,6 @@ from rebuild.evidence.reproduce import check_reproducible
 from rebuild.files import atomic_copy, sha256_file
 from rebuild.hostcmd import run
 from rebuild.pipeline import fetch as fetching
-from rebuild.pipeline import quickindex
 from rebuild.pipeline.batch import build_many, summary_table
 from rebuild.pipeline.buildindex import key_for
 from rebuild.pipeline.fetch import Cache, fetch_urls, locate_srpm
@@ -67,15 +66,6 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
     `rebuild build foo.src.rpm --target rh73 --set errata=73`.
     """
 
-    bare = any(is_srpm(ref) for ref in recipes)
-    quick = None if bare else {"target": target_name, "skip_deps_check": skip_deps_check, "source_date_epoch": not no_sde,
-                               "home": str(ctx.settings.home), "cache": str(ctx.settings.cache),
-                               "mirrors": [list(m) for m in ctx.settings.mirrors]}
-    # one recipe, unchanged: answered before YAML, the engine or the typed result load (several print a table)
-    if quick is not None and len(recipes) == 1 and not (force or check_reproducible or as_json) \
-            and _all_up_to_date(ctx, recipes, out_dir, quick):
-        return
-
     if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
         raise click.UsageError("--sha256 takes 64 hex digits")
     loaded = []
@@ -94,7 +84,7 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
     echo = (lambda chunk: sys.stderr.buffer.write(chunk) and sys.stderr.flush()) if ctx.verbose else None
     items = build_many(pairs, ctx.engine(), ctx.log, out_dir=out_dir, parallel=jobs or os.cpu_count() or 1,
                        settings=ctx.settings, skip_deps_check=skip_deps_check, force=force, echo=echo,
-                       source_date_epoch=not no_sde, quick=quick)
+                       source_date_epoch=not no_sde)
     done = [item.result for item in items if item.result is not None]
     reports = _check_reproducible(ctx, items, pairs, skip_deps_check, not no_sde, echo) if check_reproducible else {}
     if as_json:
@@ -120,21 +110,6 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
     differ = sorted(name for name, report in reports.items() if not report.ok)
     if differ:
         raise CheckFailed(f"not reproducible: {', '.join(differ)} (the differences are in each manifest.json)")
-
-
-def _all_up_to_date(ctx: Context, recipes: tuple[str, ...], out_dir: Path, quick: dict) -> bool:
-    """The no-op fast path (``quickindex``): every recipe's result printed when none of its inputs changed."""
-
-    out = Path(out_dir).resolve()
-    hits = [quickindex.lookup(out, Path(ref), quick) for ref in recipes]
-    if not all(hits):
-        return False
-    for directory, key, files in hits:
-        ctx.log.info(f"up to date: {directory} (build key {key[:12]}; --force rebuilds)")
-        for file in files:
-            click.echo(directory / file)
-        click.echo(directory / "manifest.json")
-    return True
 
 
 def _check_reproducible(ctx: Context, items, pairs, skip_deps_check: bool, source_date_epoch: bool, echo) -> dict:

@@ -41,7 +41,6 @@ def build_many(
     force: bool = False,
     echo: Callable[[bytes], None] | None = None,
     source_date_epoch: bool = True,
-    quick: dict | None = None,
 ) -> list[BatchItem]:
     """Build independent recipes, *parallel* at a time, each in its own container and work tree.
 
@@ -60,7 +59,7 @@ def build_many(
         try:
             result = build(recipe, target, engine.for_log(child), child, out_dir=out_dir, settings=settings,
                            skip_deps_check=skip_deps_check, force=force, echo=tee, on_phase=on_phase,
-                           source_date_epoch=source_date_epoch, quick=quick)
+                           source_date_epoch=source_date_epoch)
             if board is not None:
                 board.update(recipe.name, phase="cached" if result.cached else "done")
             return BatchItem(recipe, result, None, time.monotonic() - start)

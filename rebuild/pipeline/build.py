@@ -29,7 +29,7 @@ from rebuild.evidence.provenance import FILE, statement
 from rebuild.evidence.sbom import sbom, write_sbom
 from rebuild.files import atomic_write, sha256_file
 from rebuild.log import Log
-from rebuild.pipeline import buildindex, quickindex, steps
+from rebuild.pipeline import buildindex, steps
 from rebuild.pipeline.checks import failure, run_checks
 from rebuild.pipeline.fetch import Cache, locate_srpm
 from rebuild.pipeline.result import Inputs, Manifest, Output, RecipeRef, ResultDir, SrpmInput, TargetInfo
@@ -114,13 +114,11 @@ def build(
     on_phase: Callable[[str], None] | None = None,
     source_date_epoch: bool = True,
     variant: Variant = Variant(),
-    quick: dict | None = None,
 ) -> BuildResult:
     """Build *recipe* on *target*; return where the verified result folder is.
 
     *source_date_epoch*: on rpm 4.14 and later, the build time comes from the spec's %changelog and file
-    times are clamped to it (tools.REPRODUCIBLE_MACROS). *variant*: the host name, time zone and build path.
-    *quick*: the command line's options, to record the no-op fast path's entry under (``quickindex``)."""
+    times are clamped to it (tools.REPRODUCIBLE_MACROS). *variant*: the host name, time zone and build path."""
     settings = settings or Settings.from_env()
     started = time.monotonic()
     started_at = datetime.now(UTC)
@@ -137,7 +135,6 @@ def build(
         hit = buildindex.lookup(out_dir, key)
         if hit is not None:
             directory, stored = hit
-            _record_quick(quick, out_dir, recipe, target, settings, srpm, digest, key, directory)
             log.info(f"up to date: {directory} (build key {key[:12]}; --force rebuilds)")
             return BuildResult(directory, directory.name, stored.outputs, time.monotonic() - started, cached=True)
     # the SRPM is the user's input: checked before the engine is asked for anything
@@ -238,7 +235,6 @@ def build(
         staging.chmod(0o755)  # mkdtemp made it 0700
         place(staging, final)
         buildindex.record(out_dir, key, final)
-        _record_quick(quick, out_dir, recipe, target, settings, srpm, digest, key, final)
         if variant.kept:
             log.info(f"results in {final}")
         return BuildResult(final, built_nvr, tuple(outputs), time.monotonic() - started)
@@ -254,13 +250,6 @@ def build(
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _record_quick(quick: dict | None, out_dir: Path, recipe: Recipe, target: Target, settings: Settings,
-                  srpm: Path, srpm_sha256: str, key: str, directory: Path) -> None:
-    if quick is not None:
-        deps = quickindex.dependencies(recipe, target, settings.cache, srpm)
-        quickindex.record(out_dir, recipe.path, quick, deps, key, directory, known={srpm: srpm_sha256})
 
 
 def _prepare(step: steps.Step, info: RpmInfo, manifest: Manifest, source_date_epoch: bool,
