@@ -44,7 +44,6 @@ class Settings:
     keep_containers: bool = False
     ci: str | None = None  # "github", "gitlab" or None
     transfer: str = "auto"
-    docker_host: str = ""  # DOCKER_HOST, checked; the engine modules and the docker SDK read it from the environment
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -59,26 +58,26 @@ class Settings:
         transfer = env.get("REBUILD_TRANSFER") or "auto"
         if transfer not in ("auto", "bind", "archive"):
             raise UsageError(f"REBUILD_TRANSFER={transfer!r}: expected auto, bind or archive")
+        # checked here, where the environment is read; the engine modules and the docker SDK take it from there
+        check_docker_host(env.get("DOCKER_HOST", ""))
         return cls(home=home, cache=cache, mirrors=parse_mirrors(env.get("REBUILD_MIRROR", ""), "REBUILD_MIRROR"),
-                   keep_containers=bool(env.get("REBUILD_KEEP_CONTAINER")), ci=ci, transfer=transfer,
-                   docker_host=check_docker_host(env.get("DOCKER_HOST", "")))
+                   keep_containers=bool(env.get("REBUILD_KEEP_CONTAINER")), ci=ci, transfer=transfer)
 
 
 _DOCKER_HOST = re.compile(r"^(?:(?:unix|npipe|fd)://\S+|tcp://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?/?"
                           r"|ssh://(?:[A-Za-z0-9._-]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?/?)$")
 
 
-def check_docker_host(value: str) -> str:
+def check_docker_host(value: str) -> None:
     """DOCKER_HOST as the docker CLI takes it (unix://, tcp://HOST:PORT, ssh://[USER@]HOST[:PORT], fd://,
     npipe://); UsageError (exit 2, the value's credentials redacted) for anything else."""
     if not value:
-        return ""
+        return
     match = _DOCKER_HOST.match(value)
     port = next((p for p in (match.groups() if match else ()) if p), None)
     if match is None or (port is not None and not 0 < int(port) < 65536):
         from_user = re.sub(r"(?<=://)[^/@]*@", "***@", value)
         raise UsageError(f"DOCKER_HOST={from_user!r}: expected unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT]")
-    return value
 
 
 def parse_mirrors(spec: str, where: str = "--mirror") -> tuple[tuple[str, str], ...]:
