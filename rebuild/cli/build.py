@@ -21,8 +21,9 @@ from rebuild.evidence.reproduce import check_reproducible
 from rebuild.files import atomic_copy, sha256_file
 from rebuild.hostcmd import run
 from rebuild.pipeline import fetch as fetching
-from rebuild.pipeline.batch import build_many, summary_table
+from rebuild.pipeline.batch import NotBuilt, build_many, summary_table
 from rebuild.pipeline.buildindex import key_for
+from rebuild.pipeline.chain import build_chain, read_members, results_repository, waves, with_repository
 from rebuild.pipeline.fetch import Cache, fetch_urls, locate_srpm
 from rebuild.pipeline.plan import default_recipes, render
 from rebuild.pipeline.plan import plan as make_plan
@@ -54,20 +55,34 @@ from rebuild.systems.urls import file_name, redact, with_mirrors
               help="Build again with another host, time zone, path and time; compare the packages (exit 1 if they differ).")
 @click.option("--no-source-date-epoch", "no_sde", is_flag=True,
               help="rpm >= 4.14: keep the real build time and host instead of the %changelog's date.")
+@click.option("--chain", is_flag=True,
+              help="The recipes need each other's RPMs: build them in waves, each wave's RPMs joining the next"
+                   " waves' trees.")
+@click.option("--break", "breaks", multiple=True, metavar="NAME",
+              help="With --chain: build NAME first, against the target's own packages (to break a cycle).")
+@click.option("--with-rpms", "with_rpms", multiple=True, type=click.Path(path_type=Path), metavar="DIR",
+              help="Solve build roots also from the RPMs of the results in DIR (an earlier wave's artifacts).")
 @pass_ctx
 def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_dir: Path,
           skip_deps_check: bool, force: bool, jobs: int | None, as_json: bool, sets: tuple[str, ...],
-          floors: Path | None, sha: str | None, check_reproducible: bool, no_sde: bool) -> None:
+          floors: Path | None, sha: str | None, check_reproducible: bool, no_sde: bool, chain: bool,
+          breaks: tuple[str, ...], with_rpms: tuple[Path, ...]) -> None:
     """Build each RECIPE (specs/<name>.yaml), or an SRPM (a path or URL, with --target), in a fresh container.
 
     Unchanged inputs reuse the stored result ("up to date"). Several recipes build in
     parallel; a summary table follows, and the exit code is 10 if any failed. A bare SRPM
     builds through the recipe it implies (recorded in manifest.json):
-    `rebuild build foo.src.rpm --target rh73 --set errata=73`.
+    `rebuild build foo.src.rpm --target rh73 --set errata=73`. With --chain, recipes whose
+    BuildRequires another's RPMs meet build after it, in waves (exit 2 on a cycle).
     """
 
     if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
         raise click.UsageError("--sha256 takes 64 hex digits")
+    if breaks and not chain:
+        raise click.UsageError("--break goes with --chain")
+    if chain and check_reproducible:
+        raise click.UsageError("--check-reproducible checks one build at a time: check the chain's members after it"
+                               " has built, each with --with-rpms OUT")
     loaded = []
     for ref in recipes:
         if is_srpm(ref):
@@ -81,10 +96,23 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
                 raise click.UsageError("--set, --floors and --sha256 go with a bare SRPM, not a recipe")
             loaded.append(load_recipe(Path(ref)))
     pairs = [(recipe, load_target(target_name or recipe.target, ctx.settings.home)) for recipe in loaded]
+    if with_rpms:
+        repository, digest = results_repository(list(with_rpms), out_dir)
+        pairs = [(recipe, with_repository(target, repository, digest)) for recipe, target in pairs]
     echo = (lambda chunk: sys.stderr.buffer.write(chunk) and sys.stderr.flush()) if ctx.verbose else None
-    items = build_many(pairs, ctx.engine(), ctx.log, out_dir=out_dir, parallel=jobs or os.cpu_count() or 1,
-                       settings=ctx.settings, skip_deps_check=skip_deps_check, force=force, echo=echo,
-                       source_date_epoch=not no_sde)
+    options = {"skip_deps_check": skip_deps_check, "force": force, "echo": echo, "source_date_epoch": not no_sde}
+    if chain:
+        members = read_members(pairs, ctx.engine(), ctx.log, ctx.settings)
+        order, graph = waves(members, breaks)
+        for number, wave in enumerate(order, 1):
+            ctx.log.info(f"wave {number}: " + ", ".join(
+                m.name + "".join(f" (needs {e.provider}: {e.capability})" for e in graph if e.needer == m.name)
+                for m in wave))
+        items = build_chain(pairs[0][1], order, graph, ctx.engine(), ctx.log, out_dir=out_dir,
+                            parallel=jobs or os.cpu_count() or 1, settings=ctx.settings, **options)
+    else:
+        items = build_many(pairs, ctx.engine(), ctx.log, out_dir=out_dir, parallel=jobs or os.cpu_count() or 1,
+                           settings=ctx.settings, **options)
     done = [item.result for item in items if item.result is not None]
     reports = _check_reproducible(ctx, items, pairs, skip_deps_check, not no_sde, echo) if check_reproducible else {}
     if as_json:
@@ -106,7 +134,10 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
     if len(items) == 1 and failed:
         raise failed[0].error
     if failed:
-        raise BuildFailed(f"{len(failed)} of {len(items)} builds failed: {', '.join(i.recipe.name for i in failed)}")
+        skipped = [i.recipe.name for i in failed if isinstance(i.error, NotBuilt)]
+        broke = [i.recipe.name for i in failed if not isinstance(i.error, NotBuilt)]
+        raise BuildFailed(f"{len(broke)} of {len(items)} builds failed: {', '.join(broke)}"
+                          + (f"; not built, as they need what failed: {', '.join(skipped)}" if skipped else ""))
     differ = sorted(name for name, report in reports.items() if not report.ok)
     if differ:
         raise CheckFailed(f"not reproducible: {', '.join(differ)} (the differences are in each manifest.json)")

@@ -48,6 +48,9 @@ class Target:
     nodeps: bool
     #: sha256 of the definition file: part of the image pin and of the build cache key
     definition_sha256: str
+    #: trees besides the image's own that build roots are solved from, as (origin, location, sha256 of its
+    #: SHA256SUMS): a chain's repository (pipeline.chain). Part of the build key, not of the image.
+    extra_trees: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def image_key(self) -> str:

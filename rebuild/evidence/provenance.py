@@ -35,7 +35,10 @@ def statement(manifest: Manifest, recipe_text: str) -> dict:
                 {"name": f"build root {target.image}", "uri": f"docker-image://{target.image}",
                  "digest": {"sha256": image.split(":", 1)[-1]}}]
     for p in (root.get("lock") or {}).get("packages", []):
-        resolved.append({"name": p["filename"], "uri": p["url"], "digest": {"sha256": p["sha256"]}})
+        entry = {"name": p["filename"], "uri": p["url"], "digest": {"sha256": p["sha256"]}}
+        if p.get("origin") == "chain":  # made by an earlier build of the same chain, not taken from a tree
+            entry["annotations"] = {"origin": "chain", "builtBy": "rebuild build --chain"}
+        resolved.append(entry)
     return {
         "_type": STATEMENT,
         "subject": [{"name": Path(o.file).name, "digest": {"sha256": o.sha256}} for o in manifest.outputs],

@@ -28,6 +28,7 @@ class RootPackage:
     sha256: str | None = None
     url: str | None = None
     kind: str = "rpm"   # or "deb"
+    origin: str | None = None  # the tree it came from: "os", "updates", "chain" (built earlier in a chain build)
 
 
 def _id(text: str) -> str:
@@ -63,14 +64,16 @@ def root_packages(manifest: Manifest, inventory: list[tuple[str, str, str]] | No
                   debs: list[tuple[str, str, str]] = ()) -> tuple[list[RootPackage], str]:
     """The build root's packages and where the list came from: the solved root's lock, else the inventories."""
     lock = (manifest.root or {}).get("lock")
-    if lock:
-        packages = [RootPackage(p["name"], (f"{p['epoch']}:" if p.get("epoch") is not None else "")
-                                + f"{p['version']}-{p['release']}", p["arch"], p["sha256"], p.get("url"))
-                    for p in lock["packages"]]
-        return packages, "the solved root's lock (each package file's sha256)"
-    packages = [RootPackage(n, evr, arch) for n, evr, arch in inventory or ()]
+    locked = [RootPackage(p["name"], (f"{p['epoch']}:" if p.get("epoch") is not None else "")
+                          + f"{p['version']}-{p['release']}", p["arch"], p["sha256"], p.get("url"), origin=p.get("origin"))
+              for p in (lock or {}).get("packages", [])]
+    if lock and not manifest.root.get("partial"):
+        return locked, "the solved root's lock (each package file's sha256)"
+    names = {(p.name, p.evr) for p in locked}
+    packages = locked + [RootPackage(n, evr, arch) for n, evr, arch in inventory or () if (n, evr) not in names]
     packages += [RootPackage(n, version, arch, kind="deb") for n, version, arch in debs]
-    return packages, "the image's rpm -qa" + (" and dpkg-query" if debs else "") + " (no lock)"
+    return packages, ("the chain's lock and " if locked else "") + "the image's rpm -qa" + (
+        " and dpkg-query" if debs else "") + (" (no lock for the rest)" if locked else " (no lock)")
 
 
 def sbom(manifest: Manifest, inventory: list[tuple[str, str, str]] | None, created: str,
@@ -97,7 +100,9 @@ def sbom(manifest: Manifest, inventory: list[tuple[str, str, str]] | None, creat
     for i, p in enumerate(packages):
         doc_packages.append(_package(_id(f"root-{i}-{p.name}"), p.name, p.evr, sha256=p.sha256,
                                      location=p.url if p.url and p.url.startswith(("http://", "https://")) else None,
-                                     purl=_purl(p.name, p.evr, p.arch, p.kind)))
+                                     purl=_purl(p.name, p.evr, p.arch, p.kind),
+                                     comment=f"built earlier in this chain build, from {p.url}" if p.origin == "chain"
+                                     else None))
     for i, output in enumerate(manifest.outputs):
         rpm_id = _id(f"rpm-{i}-{output.name}")
         evr = (f"{output.epoch}:" if output.epoch is not None else "") + f"{output.version}-{output.release}"

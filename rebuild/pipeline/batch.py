@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rebuild.config.recipe import Recipe
 from rebuild.config.target import Target
-from rebuild.errors import RebuildError
+from rebuild.errors import BuildFailed, RebuildError
 from rebuild.log import Log, format_table
 from rebuild.pipeline.build import BuildResult, build
 from rebuild.settings import Settings
@@ -23,6 +23,10 @@ class BatchItem:
     result: BuildResult | None
     error: RebuildError | None
     duration: float
+
+
+class NotBuilt(BuildFailed):
+    """A build that was not started: something it needs failed first (a chain build's later wave)."""
 
 
 #: the lines of a failed build's log tail printed beside its name when several build at once
@@ -111,8 +115,12 @@ def summary_table(items: list[BatchItem]) -> str:
         if item.result is not None:
             rows.append((item.recipe.name, item.result.directory.name, f"{item.duration:.1f}",
                          "cached" if item.result.cached else "built"))
+        elif isinstance(item.error, NotBuilt):
+            rows.append((item.recipe.name, f"NOT BUILT: {item.error.message.removeprefix('not built: ')}", "-", "-"))
         else:  # named by its SRPM: two of one name (less-332-8cl, less-332-9cl) stay apart
             rows.append((item.recipe.name, f"FAILED (exit {getattr(item.error, 'exit_code', 1)}):"
                          f" {item.recipe.source.srpm.removesuffix('.src.rpm')}", f"{item.duration:.1f}", "-"))
-    failed = sum(1 for i in items if i.result is None)
-    return format_table(rows, [f"{len(items)} recipes: {len(items) - failed} ok, {failed} failed"])
+    failed = sum(1 for i in items if i.result is None and not isinstance(i.error, NotBuilt))
+    skipped = sum(1 for i in items if isinstance(i.error, NotBuilt))
+    return format_table(rows, [f"{len(items)} recipes: {len(items) - failed - skipped} ok, {failed} failed"
+                               + (f", {skipped} not built" if skipped else "")])

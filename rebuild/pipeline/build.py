@@ -286,8 +286,11 @@ def _root_record(base_image: str, layer) -> dict | None:
         return None
     import json
 
-    return {"base_image_id": base_image, "image_id": layer.image_id, "added": list(layer.added),
-            "lock_sha256": layer.lock.sha256, "lock": json.loads(layer.lock.to_json())}
+    record = {"base_image_id": base_image, "image_id": layer.image_id, "added": list(layer.added),
+              "lock_sha256": layer.lock.sha256, "lock": json.loads(layer.lock.to_json())}
+    if layer.partial:  # the lock lists only the chain's packages; the rest of the root is the image's rpm -qa
+        record["partial"] = True
+    return record
 
 
 def _build(step: steps.Step, spec_path: Path, manifest: Manifest, failed_dir: Path, *,

@@ -3,7 +3,7 @@
 A build's key is the sha256 of everything that decides its output: the SRPM's digest, the
 recipe's spec edits and checks, the floors manifest's content, the target definition, the
 image's content identity (the same on every engine that holds it) and the lock of its solved
-root, rebuild's own version, whether the floors check was skipped and whether
+root (and any chain repository it is solved from, by content), rebuild's own version, whether the floors check was skipped and whether
 SOURCE_DATE_EPOCH was asked for. ``<out>/.index/<key>`` names the result folder made with
 that key; a hit counts only when that folder's manifest carries the same key and every file
 still has the digest the manifest records. A result built on one engine is therefore up to
@@ -45,6 +45,8 @@ def build_key(recipe: Recipe, target: Target, image: str, srpm_sha256: str, *, s
     }
     if root_lock is not None:
         inputs["root_lock_sha256"] = root_lock
+    if target.extra_trees:  # a chain's repository: what it holds, not where
+        inputs["extra_trees"] = {origin: digest for origin, _, digest in target.extra_trees}
     if recipe.build_user:  # only where set: other recipes keep the keys they had
         inputs["build_user"] = recipe.build_user
     blob = json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()

@@ -8,6 +8,11 @@ the image's own rpm in a container of the base image, whose own dependency check
 nothing missing; the container is committed as ``<image>-layer:<key>``. Two builds that need the
 same packages share the layer. Targets without a solved root (debootstrap, a root made from a
 lock without its trees) build in the base image.
+
+A target's extra trees (a chain's repository) join the trees solved from, their packages locked with
+their origin. On a root without a solved lock, the extra trees' packages that meet the BuildRequires
+(with what they need of each other) are installed alone, with ``--nodeps`` where the target says its
+rpmdb does not list what is installed; the lock then lists only them (``partial``).
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from rebuild.log import Log
 from rebuild.roots.buildroot import SNAPSHOT, fetch_packages, load_snapshot, make_lock, plan_root
 from rebuild.roots.lock import RootLock, lock_path, read_lock
 from rebuild.roots.pins import image_dir
-from rebuild.roots.solver import Unsolvable, Want
+from rebuild.roots.solver import Unsolvable, Want, parse_dep, satisfies
 from rebuild.roots.treeimage import unmet_dependencies
+from rebuild.roots.treeindex import PackageMeta, read_tree
 from rebuild.systems.engine import Engine, Mount
 
 
@@ -37,6 +43,7 @@ class Layer:
     image_id: str
     lock: RootLock | None          # the whole root: base and layer
     added: tuple[str, ...] = ()    # NEVRAs the layer adds or upgrades
+    partial: bool = False          # the lock lists only what the layer added (a root without a solved lock)
 
 
 def buildroot_wants(buildrequires: list[str] | None, floors: FloorsManifest | None) -> list[Want]:
@@ -54,8 +61,13 @@ def build_layer(target: Target, base_image: str, buildrequires: list[str] | None
     folder = image_dir(target, cache)
     base_lock = base_lock or read_lock(lock_path(folder))
     trees = load_snapshot(folder / SNAPSHOT) if base_lock is not None else None
+    extra = [read_tree(location, origin, cache, log) for origin, location, _ in target.extra_trees]
     if trees is None:
+        if extra and buildrequires:
+            return _extra_only(target, base_image, buildrequires, extra, engine, log, cache)
         return Layer(base_image, base_lock)
+    trees = trees + extra
+    extra_origins = {origin for origin, _, _ in target.extra_trees}
     by_nevra = {p.nevra: p for tree in trees for p in tree}
     installed = [by_nevra[p.nevra] for p in base_lock.packages if p.nevra in by_nevra]
     wants = buildroot_wants(buildrequires, floors)
@@ -68,7 +80,7 @@ def build_layer(target: Target, base_image: str, buildrequires: list[str] | None
         raise
     if not solution.new:
         return Layer(base_image, base_lock)
-    key = hashlib.sha256("\n".join([base_image, *sorted(p.nevra for p in solution.new)]).encode()).hexdigest()
+    key = _layer_key(base_image, solution.new, extra_origins)
     repository = target.tag.rpartition(":")[0] or target.tag
     tag = f"{repository}-layer:{key[:16]}"
     record = folder / "layers" / f"{key}.json"
@@ -84,11 +96,55 @@ def build_layer(target: Target, base_image: str, buildrequires: list[str] | None
     with log.step(f"install {len(paths)} packages into a layer with the image's own rpm"):
         image_id = _install(target, engine, base_image, paths, tag, log)
     new_nevras = {p.nevra for p in solution.new}
-    lock = make_lock(target, base_lock.trees, [Want(k, t) for k, t in base_lock.wants] + wants,
+    trees_used = {**base_lock.trees, **{origin: location for origin, location, _ in target.extra_trees}}
+    lock = make_lock(target, trees_used, [Want(k, t) for k, t in base_lock.wants] + wants,
                      [p for p in base_lock.packages if p.nevra not in _replaced(base_lock, solution)] + locked)
     record.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(record, json.dumps({"image_id": image_id, "tag": tag, "lock": lock.to_json()}) + "\n")
     return Layer(image_id, lock, tuple(sorted(new_nevras)))
+
+
+def _layer_key(base_image: str, new, extra_origins: set[str]) -> str:
+    """A layer is named by its base and what it adds; a package of an extra tree (a chain's, rebuilt under
+    the same NEVRA) by its digest too."""
+    names = sorted(p.nevra + (f"@{p.sha256}" if p.origin in extra_origins else "") for p in new)
+    return hashlib.sha256("\n".join([base_image, *names]).encode()).hexdigest()
+
+
+def _extra_only(target: Target, base_image: str, buildrequires: list[str], extra: list[list[PackageMeta]],
+                engine: Engine, log: Log, cache: Path) -> Layer:
+    """On a root without a solved lock: the extra trees' packages that meet *buildrequires*, and those of
+    the extra trees they require, installed by the image's rpm as a layer."""
+    packages = [p for tree in extra for p in tree if p.arch != "src"]
+    chosen: dict[str, PackageMeta] = {}
+    queue = [parse_dep(br) for br in buildrequires if not br.startswith(("rpmlib(", "/"))]
+    while queue:
+        want = queue.pop()
+        for p in packages:
+            if p.nevra not in chosen and any(satisfies(prov, want) for prov in [(p.name, "=", p.evr), *p.provides]):
+                chosen[p.nevra] = p
+                queue += [r for r in p.requires if not r[0].startswith(("rpmlib(", "/"))]
+    if not chosen:
+        return Layer(base_image, None)
+    new = sorted(chosen.values(), key=lambda p: p.nevra)
+    key = _layer_key(base_image, new, {p.origin for p in new})
+    folder = image_dir(target, cache)
+    repository = target.tag.rpartition(":")[0] or target.tag
+    tag = f"{repository}-layer:{key[:16]}"
+    record = folder / "layers" / f"{key}.json"
+    known = _read_record(record)
+    added = tuple(p.nevra for p in new)
+    if known and engine.image_id(tag) == known["image_id"]:
+        log.info(f"    build root layer {tag} (+{len(new)} packages of the chain) is cached")
+        return Layer(known["image_id"], RootLock.from_json(known["lock"], str(record)), added, partial=True)
+    paths, locked = fetch_packages(new, cache, log, {})
+    with log.step(f"install {len(paths)} packages of the chain into a layer with the image's own rpm"):
+        image_id = _install(target, engine, base_image, paths, tag, log, check=not target.nodeps)
+    lock = make_lock(target, {origin: location for origin, location, _ in target.extra_trees},
+                     [Want("buildrequires", br) for br in buildrequires], locked)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(record, json.dumps({"image_id": image_id, "tag": tag, "lock": lock.to_json()}) + "\n")
+    return Layer(image_id, lock, added, partial=True)
 
 
 def _replaced(base_lock: RootLock, solution) -> set[str]:
@@ -104,20 +160,22 @@ def _read_record(path: Path) -> dict | None:
         return None
 
 
-def _install(target: Target, engine: Engine, base_image: str, paths: list[Path], tag: str, log: Log) -> str:
+def _install(target: Target, engine: Engine, base_image: str, paths: list[Path], tag: str, log: Log,
+             check: bool = True) -> str:
     work = Path(tempfile.mkdtemp(prefix="rebuild-layer-"))
     try:
         for path in paths:
             shutil.copyfile(path, work / path.name)
         with engine.container(base_image, mounts=[Mount(work, "/pkgs", read_only=True)]) as box:
             out: list[bytes] = []
-            code = box.run(target.wrap(["rpm", "-Uvh", *[f"/pkgs/{p.name}" for p in paths]]), user="0:0",
+            nodeps = [] if check else ["--nodeps"]
+            code = box.run(target.wrap(["rpm", "-Uvh", *nodeps, *[f"/pkgs/{p.name}" for p in paths]]), user="0:0",
                            output=out.append)
             if code != 0:
                 text = b"".join(out).decode(errors="replace").strip()
                 raise EnvironmentProblem(f"the image's rpm could not install the build's packages (exit {code}):"
                                          f" {' '.join(text.split())[-400:]}")
-            problems = unmet_dependencies(target, box)
+            problems = unmet_dependencies(target, box) if check else []
             if problems:
                 raise EnvironmentProblem(f"after installing the build's packages the image's own rpm finds unmet"
                                          f" dependencies: {'; '.join(problems[:5])}")

@@ -74,6 +74,31 @@ class Solution:
         return lines
 
 
+def parse_dep(text: str) -> tuple[str, str, str]:
+    m = _WANT.match(text)
+    if not m:
+        raise UsageError(f"{text!r} is not NAME or NAME OP VERSION")
+    return m.group(1), m.group(2) or "", m.group(3) or ""
+
+
+def satisfies(provide: tuple[str, str, str], want: tuple[str, str, str]) -> bool:
+    """Whether *provide* (name, op, evr) meets *want*, as rpm matches a requirement to a provide: an
+    unversioned side matches any version; a release is compared only where both sides give one."""
+    name, op, evr = provide
+    want_name, want_op, want_evr = want
+    if name != want_name:
+        return False
+    if not want_op or not op or not evr:
+        return True
+    if op != "=":  # a ranged provide: taken to meet what it overlaps (rare in SRPMs of any era)
+        return True
+    have = evr
+    if "-" not in want_evr.partition(":")[2] and "-" not in want_evr:
+        have = evr.rsplit("-", 1)[0] if "-" in evr else evr
+    result = compare(have, want_evr)
+    return {"=": result == 0, ">=": result >= 0, "<=": result <= 0, ">": result > 0, "<": result < 0}[want_op]
+
+
 def _rpmlib_for(rpm_version: str | None) -> dict[str, str] | None:
     """The rpmlib() features of an rpm of this version; None for 'any' (rpm 4.1 and later)."""
     if rpm_version and re.match(r"^4\.0(\.|$)|^3\.", rpm_version):

@@ -1,0 +1,99 @@
+"""Chain ordering: who needs whom from BuildRequires and provides, waves, cycles and --break, and the
+reading of the target's rpm's answer (pipeline.chain). The builds themselves: tests/integration/test_chain.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rebuild.config.recipe import load_recipe
+from rebuild.errors import UsageError
+from rebuild.pipeline.chain import ChainCycle, Member, add_to_repository, edges, parse_query, waves
+from rebuild.roots.solver import satisfies
+
+
+def member(tmp_path: Path, name: str, needs: tuple[str, ...] = (), makes: tuple[tuple[str, str], ...] = ()) -> Member:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\nsource:\n  srpm: {name}-1-1.src.rpm\n  urls: [file:///x/{name}-1-1.src.rpm]\n"
+                    "target: testroot\n")
+    provides = tuple((pkg, "=", evr) for pkg, evr in makes) or ((name, "=", "1-1"),)
+    return Member(load_recipe(path), tmp_path / f"{name}.src.rpm", needs, tuple(p for p, _ in makes) or (name,),
+                  provides)
+
+
+@pytest.mark.parametrize(("provide", "want", "ok"), [
+    (("liba-devel", "=", "2.0-1"), ("liba-devel", ">=", "2.0"), True),
+    (("liba-devel", "=", "1.9-7"), ("liba-devel", ">=", "2.0"), False),
+    (("liba-devel", "=", "2.0-1"), ("liba-devel", "", ""), True),
+    (("liba-devel", "", ""), ("liba-devel", ">=", "9"), True),       # an unversioned provide meets any version
+    (("liba-devel", "=", "2.0-1"), ("liba-devel", "=", "2.0"), True),  # no release asked: none compared
+    (("liba-devel", "=", "2.0-1"), ("liba-devel", "=", "2.0-2"), False),
+    (("liba-devel", "=", "1:1.0-1"), ("liba-devel", ">", "2.0"), True),  # the epoch wins
+    (("libb-devel", "=", "2.0-1"), ("liba-devel", "", ""), False),
+])
+def test_a_provide_meets_a_buildrequires_as_rpm_matches_them(provide, want, ok):
+    assert satisfies(provide, want) is ok
+
+
+def test_three_members_order_into_three_waves_whatever_order_they_are_given_in(tmp_path):
+    a = member(tmp_path, "a", makes=(("a", "2.0-1"), ("a-devel", "2.0-1")))
+    b = member(tmp_path, "b", needs=("a-devel >= 2.0",), makes=(("b", "1.5-1"), ("b-devel", "1.5-1")))
+    c = member(tmp_path, "c", needs=("b-devel >= 1.5", "gcc"))
+    order, graph = waves([c, b, a])
+    assert [[m.name for m in wave] for wave in order] == [["a"], ["b"], ["c"]]
+    assert [str(e) for e in graph] == ["c needs b (b-devel >= 1.5)", "b needs a (a-devel >= 2.0)"]
+
+
+def test_independent_members_share_a_wave_and_a_version_the_member_does_not_make_is_no_edge(tmp_path):
+    a = member(tmp_path, "a", makes=(("a-devel", "1.0-1"),))
+    b = member(tmp_path, "b", needs=("a-devel >= 2.0",))   # the tree must meet it: a makes 1.0
+    c = member(tmp_path, "c")
+    order, graph = waves([a, b, c])
+    assert [[m.name for m in wave] for wave in order] == [["a", "b", "c"]] and graph == []
+
+
+def test_a_cycle_names_its_members_and_the_edge_that_closes_it_and_break_builds_it(tmp_path):
+    tool = member(tmp_path, "tool", needs=("zlib-devel",), makes=(("tool", "1-1"),))
+    zlib = member(tmp_path, "zlib", needs=("tool",), makes=(("zlib-devel", "9.9-1"),))
+    app = member(tmp_path, "app", needs=("zlib-devel >= 9",))
+    with pytest.raises(ChainCycle) as caught:
+        waves([app, tool, zlib])
+    message = caught.value.message
+    assert "tool -> zlib -> tool" in message or "zlib -> tool -> zlib" in message
+    assert "the edge that closes it" in message and "--break" in message
+    assert caught.value.exit_code == 2
+    order, _ = waves([app, tool, zlib], ("tool",))
+    assert [[m.name for m in wave] for wave in order] == [["tool"], ["zlib"], ["app"]]
+    with pytest.raises(UsageError, match="--break nosuch: no member"):
+        waves([app, tool, zlib], ("nosuch",))
+
+
+def test_a_member_that_meets_its_own_buildrequires_needs_nothing(tmp_path):
+    gcc = member(tmp_path, "gcc", needs=("gcc",), makes=(("gcc", "3.2-1"),))
+    assert edges([gcc]) == [] and [[m.name for m in w] for w in waves([gcc])[0]] == [["gcc"]]
+
+
+def test_the_target_rpms_answer_is_read_per_srpm_and_a_failed_install_is_told_apart():
+    text = ("rebuild-member 0\n"
+            "rebuild-pkg liba (none) 2.0 1\nrebuild-prov liba = 2.0-1\nrebuild-prov libfoo.so.2\n"
+            "rebuild-pkg liba-devel 1 2.0 1\nrebuild-prov liba-devel = 1:2.0-1\n"
+            "rebuild-member 1 install-failed\n"
+            "rebuild-member 2\n")
+    found = parse_query(text)
+    assert found["0"] == [("liba", (("liba", "=", "2.0-1"), ("libfoo.so.2", "", ""))),
+                          ("liba-devel", (("liba-devel", "=", "1:2.0-1"),))]
+    assert "1" not in found and found["2"] == []
+
+
+def test_the_repository_refuses_two_different_packages_of_one_file_name(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    (one / "x-1-1.i386.rpm").write_bytes(b"one")
+    (two / "x-1-1.i386.rpm").write_bytes(b"two")
+    repo = tmp_path / "repo"
+    first = add_to_repository(repo, [one / "x-1-1.i386.rpm"])
+    assert (repo / "SHA256SUMS").read_text().endswith("  x-1-1.i386.rpm\n") and len(first) == 64
+    assert add_to_repository(repo, [one / "x-1-1.i386.rpm"]) == first, "the same content: the same identity"
+    with pytest.raises(Exception, match="different contents"):
+        add_to_repository(repo, [two / "x-1-1.i386.rpm"])
