@@ -25,7 +25,7 @@ from rebuild.config.target import Target
 from rebuild.errors import BuildFailed, UsageError
 from rebuild.files import atomic_write, sha256_file
 from rebuild.log import Log
-from rebuild.pipeline.batch import BatchItem, NotBuilt, build_many
+from rebuild.pipeline.batch import FAILURE_TAIL, BatchItem, NotBuilt, build_many
 from rebuild.pipeline.fetch import Cache, locate_srpm
 from rebuild.pipeline.result import MANIFEST, ResultDir
 from rebuild.roots.pins import check_image
@@ -279,6 +279,9 @@ def build_chain(target: Target, order: list[list[Member]], graph: list[Edge], en
             items.append(item)
             if item.result is None:
                 failed.add(item.recipe.name)
+                if len(ready) == 1:  # build_many says why only when several build at once
+                    log.warn(f"[{item.recipe.name}] failed: {item.error.message}" + "".join(
+                        f"\n    {line}" for line in (item.error.detail or "").splitlines()[-FAILURE_TAIL:]))
             else:
                 rpms += [item.result.directory / o.file for o in item.result.outputs if not o.source]
         if number < len(order):

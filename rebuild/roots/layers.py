@@ -74,6 +74,9 @@ def build_layer(target: Target, base_image: str, buildrequires: list[str] | None
     try:
         solution = plan_root(target, trees, log, wants, installed=installed)
     except Unsolvable as exc:
+        if "nothing provides requested" in exc.message and buildrequires:
+            exc.message += ("; if another SRPM makes it, build them together and in order: rebuild build --chain"
+                            " THIS.src.rpm OTHER.src.rpm ... (or --with-rpms a folder of its results)")
         if floors and len(trees) == 1:
             exc.message += ("; the image was made without an updates tree, and floors above a release's own"
                             f" versions need one: `rebuild image {target.name} --mirror ... --updates ...`")

@@ -1,0 +1,131 @@
+"""Chain builds on real roots: three SRPMs that need each other's RPMs built in three waves by rpm 4.0.4 on
+i686-test (and by rpm 4.18 on testroot, whose root has no solved lock), the chain's packages named in the
+lock, SBOM and provenance; the last one alone refused; a cycle reported and broken; a failure mid-chain;
+the waves as `plan --chain` prints them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATA, make_srpm, run_cli, write_recipe
+
+pytestmark = pytest.mark.docker
+
+CHAIN = DATA / "chain"
+
+
+def _srpms(image: str, tmp_path: Path, names: list[str]) -> Path:
+    """The specs packed by the image's rpm 4.0.4 into one folder of SRPMs."""
+    from tests.i686tree import make_srpm_in
+
+    folder = tmp_path / "srpms"
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        made = make_srpm_in(image, CHAIN / f"{name}.spec", tmp_path / f"pack-{name}")
+        shutil.copy(made, folder / made.name)
+    return folder
+
+
+def _chain_packages(result: Path) -> dict:
+    manifest = json.loads((result / "manifest.json").read_text())
+    lock = {p["name"]: p for p in manifest["root"]["lock"]["packages"] if p["origin"] == "chain"}
+    sbom = json.loads((result / "sbom.spdx.json").read_text())
+    in_sbom = {p["name"] for p in sbom["packages"] if "built earlier in this chain build" in p.get("comment", "")}
+    provenance = json.loads((result / "provenance.json").read_text())
+    in_provenance = {d["name"] for d in provenance["predicate"]["buildDefinition"]["resolvedDependencies"]
+                     if d.get("annotations", {}).get("origin") == "chain"}
+    return {"lock": lock, "sbom": in_sbom, "provenance": in_provenance, "manifest": manifest}
+
+
+def test_three_srpms_build_in_three_waves_on_i686_and_the_last_alone_is_refused(i686, tmp_path):
+    home, env, tree, image = i686
+    srpms = _srpms(image, tmp_path, ["chainc", "chainb", "chaina"])
+    out = tmp_path / "out"
+
+    alone = run_cli("build", str(srpms / "chainc-1.0-1.src.rpm"), "--target", "i686-test", "--out", str(out), env=env)
+    assert alone.returncode == 2, alone.stderr
+    assert "nothing provides requested chainb-devel >= 1.5" in alone.stderr and "--chain" in alone.stderr
+    assert not (out / "chainc-1.0-1").exists()
+
+    built = run_cli("build", "--chain", *sorted(map(str, srpms.glob("*.src.rpm"))), "--target", "i686-test",
+                    "--out", str(out), "--jobs", "2", env=env, timeout=1200)
+    assert built.returncode == 0, built.stderr
+    assert "wave 1: chaina\n" in built.stderr
+    assert "wave 2: chainb (needs chaina: chaina-devel >= 2.0)" in built.stderr
+    assert "wave 3: chainc (needs chainb: chainb-devel >= 1.5)" in built.stderr
+    c = _chain_packages(out / "chainc-1.0-1")
+    assert set(c["lock"]) == {"chaina", "chaina-devel", "chainb", "chainb-devel"}
+    assert c["sbom"] == set(c["lock"])
+    assert c["provenance"] == {p["filename"] for p in c["lock"].values()}
+    b_rpms = {o["file"].rsplit("/", 1)[-1]: o["sha256"] for o in
+              json.loads((out / "chainb-1.5-1" / "manifest.json").read_text())["outputs"]}
+    assert c["lock"]["chainb-devel"]["sha256"] == b_rpms[c["lock"]["chainb-devel"]["filename"]], \
+        "the lock names the very RPM wave 2 built"
+    assert c["manifest"]["root"]["lock"]["trees"]["chain"].startswith(str(out / ".chain"))
+    assert "extra_trees" in c["manifest"]["build_key_inputs"]
+    requires = subprocess.run(["rpm", "-qp", "--requires", str(out / "chainc-1.0-1" / "RPMS" / "i386" /
+                                                           "chainc-1.0-1.i386.rpm")], capture_output=True, text=True)
+    assert "libchainb.so.1" in requires.stdout, "rpm 4.0.4 linked chainc against the chain's chainb"
+    a = json.loads((out / "chaina-2.0-1" / "manifest.json").read_text())
+    assert "extra_trees" not in a["build_key_inputs"], "wave 1 builds against the target's own trees"
+
+    again = run_cli("build", "--chain", *map(str, srpms.glob("*.src.rpm")), "--target", "i686-test",
+                    "--out", str(out), env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("up to date:") == 3, again.stderr
+
+
+def test_a_cycle_is_reported_with_the_edge_that_closes_it_and_break_builds_it(i686, tmp_path):
+    home, env, tree, image = i686
+    srpms = _srpms(image, tmp_path, ["cyctool", "cycz"])
+    out = tmp_path / "out"
+    args = ["build", "--chain", *sorted(map(str, srpms.glob("*.src.rpm"))), "--target", "i686-test", "--out", str(out)]
+    cycle = run_cli(*args, env=env)
+    assert cycle.returncode == 2, cycle.stderr
+    assert "the chain has a cycle: cyctool -> cycz -> cyctool" in cycle.stderr
+    assert "cycz needs cyctool (cyctool)" in cycle.stderr and "--break cyctool" in cycle.stderr
+    broken = run_cli(*args, "--break", "cyctool", env=env, timeout=900)
+    assert broken.returncode == 0, broken.stderr
+    assert "wave 1: cyctool\n" in broken.stderr and "wave 2: cycz (needs cyctool: cyctool)" in broken.stderr
+    z = _chain_packages(out / "cycz-9.9-1")
+    assert set(z["lock"]) == {"cyctool"}
+    tool = json.loads((out / "cyctool-1.0-1" / "manifest.json").read_text())
+    assert not [p for p in tool["root"]["lock"]["packages"] if p["origin"] == "chain"], \
+        "the broken member built against the target's own zlib-devel"
+
+
+def test_a_failure_mid_chain_stops_the_members_that_need_it_and_names_them(i686, tmp_path):
+    home, env, tree, image = i686
+    srpms = _srpms(image, tmp_path, ["chaina", "chainb", "chainc", "cyctool"])
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    recipes = [write_recipe(specs, srpms / "chaina-2.0-1.src.rpm", target="i686-test",
+                            extra="spec:\n  buildrequires:\n    add: [no-such-thing-1999]\n"),
+               write_recipe(specs, srpms / "chainb-1.5-1.src.rpm", target="i686-test"),
+               write_recipe(specs, srpms / "chainc-1.0-1.src.rpm", target="i686-test"),
+               write_recipe(specs, srpms / "cyctool-1.0-1.src.rpm", target="i686-test")]
+    out = tmp_path / "out"
+    proc = run_cli("build", "--chain", *map(str, recipes), "--out", str(out), env=env, timeout=900)
+    assert proc.returncode == 10, proc.stderr
+    assert "no-such-thing-1999" in proc.stderr
+    assert "1 of 4 builds failed: chaina; not built, as they need what failed: chainb, chainc" in proc.stderr
+    assert "NOT BUILT: it needs chainb, which did not build" in proc.stderr
+    assert (out / "cyctool-1.0-1" / "manifest.json").is_file(), "an independent member still builds"
+    assert not (out / "chainb-1.5-1").exists() and not (out / "chainc-1.0-1").exists()
+
+
+def test_a_chain_on_testroot_installs_the_chains_packages_into_a_root_without_a_lock(testroot, tmp_path):
+    srpms = [make_srpm(CHAIN / f"{name}.spec", tmp_path / name) for name in ("chaina", "chainb", "chainc")]
+    out = tmp_path / "out"
+    proc = run_cli("build", "--chain", *map(str, srpms), "--target", "testroot", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    c = _chain_packages(out / "chainc-1.0-1")
+    assert set(c["lock"]) == {"chaina", "chaina-devel", "chainb", "chainb-devel"}
+    assert c["manifest"]["root"]["partial"] is True
+    sbom = json.loads((out / "chainc-1.0-1" / "sbom.spdx.json").read_text())
+    assert {"chaina", "rpm", "gcc"} <= {p["name"] for p in sbom["packages"]}, "the chain's lock and the root's rpm -qa"
