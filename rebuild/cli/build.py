@@ -1,4 +1,4 @@
-"""Commands of the build pipeline: build, fetch, patch, plan, targets, vercmp."""
+"""Commands of the build pipeline: build, demo, fetch, init, key, patch, targets, vercmp."""
 
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ from rebuild.pipeline.batch import NotBuilt, build_many, summary_table
 from rebuild.pipeline.buildindex import key_for
 from rebuild.pipeline.chain import build_chain, read_members, results_repository, waves, with_repository
 from rebuild.pipeline.fetch import Cache, fetch_urls, locate_srpm
-from rebuild.pipeline.plan import default_recipes, render
-from rebuild.pipeline.plan import plan as make_plan
 from rebuild.pipeline.spec import patch_file
 from rebuild.pipeline.speccheck import check_in_container
 from rebuild.roots.images import make_image
@@ -343,19 +341,6 @@ def fetch(ctx: Context, source: str, sha: str | None, dest: Path | None, lock: b
         atomic_copy(path, dest / path.name, mode=0o644)
         path = dest / path.name
     click.echo(path)
-
-
-@cli.command()
-@click.argument("recipes", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["github", "gitlab", "json", "shell"]), default="json",
-              show_default=True, help="shell: one `rebuild build` line per entry, for GNU parallel or xargs.")
-@click.option("--target", "target_name", help="Build every recipe on this target.")
-@pass_ctx
-def plan(ctx: Context, recipes: tuple[Path, ...], fmt: str, target_name: str | None) -> None:
-    """Print the CI build matrix: one entry per recipe and target (all of specs/ when none is given)."""
-
-    home = ctx.settings.home
-    click.echo(render(make_plan(list(recipes) or default_recipes(home), target_name, home), fmt))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

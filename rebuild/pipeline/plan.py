@@ -10,6 +10,8 @@ import json
 import shlex
 from pathlib import Path
 
+import yaml
+
 from rebuild.config.recipe import load_recipe
 from rebuild.config.yamlfile import load_yaml
 from rebuild.errors import ConfigError, UsageError
@@ -77,7 +79,6 @@ _GITLAB_VARIABLES = {"DOCKER_HOST": "tcp://docker:2375", "DOCKER_TLS_CERTDIR": "
 def gitlab_child(entries: list[dict]) -> str:
     """The child pipeline: one image job per target (made once, pushed to the project's registry by digest),
     one build job per entry (pulls that digest; results cached by build key), one publish job."""
-    import yaml
 
     q = shlex.quote
     jobs: dict = {"variables": _GITLAB_VARIABLES,

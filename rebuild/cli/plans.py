@@ -1,0 +1,60 @@
+"""Commands that plan builds without building: plan (the CI matrix, or a chain's waves) and floors suggest."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from rebuild.cli.main import Context, cli, pass_ctx
+from rebuild.config.newrecipe import implied_recipe, is_srpm
+from rebuild.config.recipe import load_recipe
+from rebuild.config.target import load_target
+from rebuild.pipeline.chain import read_members, waves
+from rebuild.pipeline.chainplan import chain_entries, render_chain
+from rebuild.pipeline.plan import default_recipes, render
+from rebuild.pipeline.plan import plan as make_plan
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["github", "gitlab", "json", "shell"]), default="json",
+              show_default=True, help="shell: one `rebuild build` line per entry (per wave with --chain), for GNU"
+                                      " parallel or xargs (with --chain: run the lines in order).")
+@click.option("--target", "target_name", help="Build every recipe on this target (needed for SRPMs).")
+@click.option("--chain", is_flag=True, help="Order RECIPES (or SRPMs) into waves, as `build --chain` builds them.")
+@click.option("--break", "breaks", multiple=True, metavar="NAME", help="With --chain: NAME goes first.")
+@pass_ctx
+def plan(ctx: Context, recipes: tuple[str, ...], fmt: str, target_name: str | None, chain: bool,
+         breaks: tuple[str, ...]) -> None:
+    """Print the CI build matrix: one entry per recipe and target (all of specs/ when none is given).
+
+    With --chain: the waves, read from the SRPMs with the target's rpm (its image is made or pulled first);
+    the GitHub format is then a whole workflow, the GitLab one a child pipeline with a stage per wave."""
+
+    home = ctx.settings.home
+    if breaks and not chain:
+        raise click.UsageError("--break goes with --chain")
+    if not chain:
+        srpms = [r for r in recipes if is_srpm(r)]
+        if srpms:
+            raise click.UsageError(f"{srpms[0]}: plan takes recipes; an SRPM goes with --chain (or write a recipe"
+                                   " with `rebuild init`)")
+        click.echo(render(make_plan([Path(r) for r in recipes] or default_recipes(home), target_name, home), fmt))
+        return
+    with tempfile.TemporaryDirectory(prefix="rebuild-plan-") as scratch:
+        loaded, shown = [], {}
+        for ref in recipes or [str(p) for p in default_recipes(home)]:
+            if is_srpm(ref):
+                if not target_name:
+                    raise click.UsageError(f"{ref}: an SRPM needs --target TARGET")
+                recipe, _ = implied_recipe(ref, target_name, (), None, None, Path(scratch))
+            else:
+                recipe = load_recipe(Path(ref))
+            shown[recipe.name] = ref
+            loaded.append(recipe)
+        pairs = [(recipe, load_target(target_name or recipe.target, home)) for recipe in loaded]
+        members = read_members(pairs, ctx.engine(), ctx.log, ctx.settings)
+        order, graph = waves(members, breaks)
+        click.echo(render_chain(chain_entries(order, graph, shown, pairs[0][1].name), fmt))
