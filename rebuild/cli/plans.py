@@ -1,4 +1,5 @@
-"""Commands that plan builds without building: plan (the CI matrix, or a chain's waves) and floors suggest."""
+"""Commands that plan builds without building: plan (the CI matrix, or a chain's waves), and floors suggest
+(a floors manifest from a result, to check other machines with)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from rebuild.cli.main import Context, cli, pass_ctx
 from rebuild.config.newrecipe import implied_recipe, is_srpm
 from rebuild.config.recipe import load_recipe
 from rebuild.config.target import load_target
+from rebuild.evidence.floors import suggest
+from rebuild.files import atomic_write
 from rebuild.pipeline.chain import read_members, waves
 from rebuild.pipeline.chainplan import chain_entries, render_chain
 from rebuild.pipeline.plan import default_recipes, render
@@ -58,3 +61,25 @@ def plan(ctx: Context, recipes: tuple[str, ...], fmt: str, target_name: str | No
         members = read_members(pairs, ctx.engine(), ctx.log, ctx.settings)
         order, graph = waves(members, breaks)
         click.echo(render_chain(chain_entries(order, graph, shown, pairs[0][1].name), fmt))
+
+
+@cli.group()
+def floors() -> None:
+    """Floors manifests: the minimum versions a build root (or a machine) must have."""
+
+
+@floors.command("suggest")
+@click.argument("result", type=click.Path(path_type=Path))
+@click.option("--image", help="Ask this image instead of the result's build root.")
+@click.option("--output", type=click.Path(path_type=Path), help="Write the manifest here (default: print it).")
+@pass_ctx
+def floors_suggest(ctx: Context, result: Path, image: str | None, output: Path | None) -> None:
+    """Print a floors manifest from RESULT's build root: the version it had of each BuildRequires and of each
+    runtime Requires of the RPMs, for `rebuild check-deps --manifest` on other machines."""
+
+    text = suggest(result, ctx.engine(), image=image)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        atomic_write(output, text, mode=0o644)
+        ctx.log.info(f"floors manifest written to {output}")

@@ -222,3 +222,4 @@ def check_in_container(manifest: FloorsManifest, installed: dict[str, list[EVR]]
 
 def results_json(results: list[FloorResult]) -> str:
     return json.dumps([r.__dict__ for r in results], indent=2)
+

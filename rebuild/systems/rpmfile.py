@@ -77,7 +77,7 @@ def read_summary(path: Path) -> str:
     return " ".join(proc.stdout.split())[:300] if proc.returncode == 0 else ""
 
 
-def source_buildrequires(path: Path) -> list[str]:
+def source_buildrequires(path: Path, keep_rpmlib: bool = False) -> list[str]:
     """A source package's build requirements as its header records them (rpm 4.0.x records ``BuildPrereq:``
     there too), one ``NAME [OP VERSION]`` each, ``rpmlib(...)`` left out; UsageError when unreadable."""
     proc = hostcmd.run(["rpm", "-qp", "--nosignature", "--nodigest", "--qf",
@@ -87,7 +87,12 @@ def source_buildrequires(path: Path) -> list[str]:
         reason = " ".join(proc.stderr.split()).removeprefix("error: ") or f"rpm -qp exit {proc.returncode}"
         raise UsageError(f"{path}: unreadable RPM header: {reason}")
     wanted = (" ".join(line.split()) for line in proc.stdout.splitlines())
-    return list(dict.fromkeys(w for w in wanted if w and not w.startswith("rpmlib(")))
+    return list(dict.fromkeys(w for w in wanted if w and (keep_rpmlib or not w.startswith("rpmlib("))))
+
+
+def requires_of(path: Path) -> list[str]:
+    """The capability names an RPM requires (a source package's: its BuildRequires), as its header lists them."""
+    return list(dict.fromkeys(br.split()[0] for br in source_buildrequires(path, keep_rpmlib=True)))
 
 
 def read_info(path: Path) -> RpmInfo:

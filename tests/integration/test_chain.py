@@ -74,6 +74,21 @@ def test_three_srpms_build_in_three_waves_on_i686_and_the_last_alone_is_refused(
     a = json.loads((out / "chaina-2.0-1" / "manifest.json").read_text())
     assert "extra_trees" not in a["build_key_inputs"], "wave 1 builds against the target's own trees"
 
+    suggested = run_cli("floors", "suggest", str(out / "chainc-1.0-1"), "--output", str(tmp_path / "floors.yaml"),
+                        env=env)
+    assert suggested.returncode == 0, suggested.stderr
+    floors = (tmp_path / "floors.yaml").read_text()
+    assert 'chainb-devel: "1.5-1"  # BuildRequires' in floors
+    assert 'chaina: "2.0-1"  # required by chainc: libchaina.so.2' in floors and "\n  glibc: " in floors
+    layer = c["manifest"]["root"]["image_id"]
+    met = run_cli("check-deps", "--manifest", str(tmp_path / "floors.yaml"), "--image", layer, "--json", env=env)
+    assert met.returncode == 0 and all(r["status"] == "ok" for r in json.loads(met.stdout)), met.stdout + met.stderr
+    base = run_cli("check-deps", "--manifest", str(tmp_path / "floors.yaml"), "--target", "i686-test", "--json",
+                   env=env)
+    assert base.returncode == 1, "the target's own image lacks what the chain built"
+    assert {r["name"] for r in json.loads(base.stdout) if r["status"] == "missing"} == {"chaina", "chainb",
+                                                                                          "chainb-devel"}
+
     again = run_cli("build", "--chain", *map(str, srpms.glob("*.src.rpm")), "--target", "i686-test",
                     "--out", str(out), env=env)
     assert again.returncode == 0, again.stderr
