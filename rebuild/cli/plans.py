@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from rebuild.config.recipe import load_recipe
 from rebuild.config.target import load_target
 from rebuild.evidence.floors import suggest
 from rebuild.files import atomic_write
+from rebuild.pipeline.backportplan import plan_backport
 from rebuild.pipeline.chain import read_members, waves
 from rebuild.pipeline.chainplan import chain_entries, render_chain
 from rebuild.pipeline.plan import default_recipes, render
@@ -28,15 +32,23 @@ from rebuild.pipeline.plan import plan as make_plan
 @click.option("--target", "target_name", help="Build every recipe on this target (needed for SRPMs).")
 @click.option("--chain", is_flag=True, help="Order RECIPES (or SRPMs) into waves, as `build --chain` builds them.")
 @click.option("--break", "breaks", multiple=True, metavar="NAME", help="With --chain: NAME goes first.")
+@click.option("--backport", "backport", metavar="SRPM",
+              help="Which SRPMs of --from must be rebuilt before SRPM builds on --target (exit 1 if some"
+                   " BuildRequires no SRPM makes).")
+@click.option("--from", "sources", type=click.Path(path_type=Path), metavar="DIR",
+              help="With --backport: a folder of the newer release's SRPMs.")
 @pass_ctx
 def plan(ctx: Context, recipes: tuple[str, ...], fmt: str, target_name: str | None, chain: bool,
-         breaks: tuple[str, ...]) -> None:
+         breaks: tuple[str, ...], backport: str | None, sources: Path | None) -> None:
     """Print the CI build matrix: one entry per recipe and target (all of specs/ when none is given).
 
     With --chain: the waves, read from the SRPMs with the target's rpm (its image is made or pulled first);
     the GitHub format is then a whole workflow, the GitLab one a child pipeline with a stage per wave."""
 
     home = ctx.settings.home
+    if backport is not None or sources is not None:
+        _backport(ctx, backport, sources, target_name, recipes, fmt)
+        return
     if breaks and not chain:
         raise click.UsageError("--break goes with --chain")
     if not chain:
@@ -61,6 +73,26 @@ def plan(ctx: Context, recipes: tuple[str, ...], fmt: str, target_name: str | No
         members = read_members(pairs, ctx.engine(), ctx.log, ctx.settings)
         order, graph = waves(members, breaks)
         click.echo(render_chain(chain_entries(order, graph, shown, pairs[0][1].name), fmt))
+
+
+def _backport(ctx: Context, srpm: str | None, sources: Path | None, target_name: str | None,
+              recipes: tuple[str, ...], fmt: str) -> None:
+    if not srpm or sources is None or not target_name:
+        raise click.UsageError("--backport SRPM goes with --from DIR and --target TARGET")
+    if recipes:
+        raise click.UsageError("--backport plans one SRPM; give no other recipes")
+    if fmt not in ("json", "shell"):
+        raise click.UsageError("--backport prints json or shell; give its SRPMs to `plan --chain` for a pipeline")
+    target = load_target(target_name, ctx.settings.home)
+    found = plan_backport(srpm, sources, target, ctx.engine(), ctx.log, ctx.settings)
+    ctx.log.info(found.text(target.name))
+    if fmt == "json":
+        click.echo(json.dumps(found.record(), indent=2))
+    else:
+        click.echo("rebuild build --chain " + " ".join(shlex.quote(str(p)) for w in found.waves for p in w)
+                   + f" --target {shlex.quote(target.name)}")
+    if found.unresolved:
+        sys.exit(1)
 
 
 @cli.group()

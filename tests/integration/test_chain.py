@@ -6,13 +6,15 @@ the waves as `plan --chain` prints them."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA, make_srpm, run_cli, write_recipe
+from tests.conftest import DATA, ROOT, make_srpm, run_cli, write_recipe
 
 pytestmark = pytest.mark.docker
 
@@ -144,3 +146,44 @@ def test_a_chain_on_testroot_installs_the_chains_packages_into_a_root_without_a_
     assert c["manifest"]["root"]["partial"] is True
     sbom = json.loads((out / "chainc-1.0-1" / "sbom.spdx.json").read_text())
     assert {"chaina", "rpm", "gcc"} <= {p["name"] for p in sbom["packages"]}, "the chain's lock and the root's rpm -qa"
+
+
+def test_plan_backport_finds_what_a_tree_of_srpms_must_supply_and_names_what_none_does(i686, tmp_path):
+    home, env, tree, image = i686
+    srpms = _srpms(image, tmp_path, ["chaina", "chainb", "chainc", "cyctool"])
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    for name in ("chaina-2.0-1", "chainb-1.5-1", "cyctool-1.0-1"):
+        shutil.copy(srpms / f"{name}.src.rpm", newer)
+    wanted = srpms / "chainc-1.0-1.src.rpm"
+    proc = run_cli("plan", "--backport", str(wanted), "--from", str(newer), "--target", "i686-test", env=env)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    assert [(u["capability"], u["needed_by"], u["provided_by"]) for u in found["unmet"]] == [
+        ("chainb-devel >= 1.5", "chainc", "chainb-1.5-1.src.rpm"),
+        ("chaina-devel >= 2.0", "chainb", "chaina-2.0-1.src.rpm")]
+    assert [[Path(p).name for p in wave] for wave in found["waves"]] == [
+        ["chaina-2.0-1.src.rpm"], ["chainb-1.5-1.src.rpm"], ["chainc-1.0-1.src.rpm"]], "cyctool is not needed"
+    (newer / "chaina-2.0-1.src.rpm").unlink()
+    short = run_cli("plan", "--backport", str(wanted), "--from", str(newer), "--target", "i686-test", env=env)
+    assert short.returncode == 1, short.stderr
+    assert json.loads(short.stdout)["unresolved"] == ["chaina-devel >= 2.0"]
+    assert "chainb needs chaina-devel >= 2.0: i686-test's trees cannot meet it; UNRESOLVED" in short.stderr
+
+
+def test_the_shell_plan_of_a_chain_builds_it_wave_by_wave_with_the_earlier_waves_results(i686, tmp_path):
+    home, env, tree, image = i686
+    srpms = _srpms(image, tmp_path, ["chaina", "chainb", "chainc"])
+    plan = run_cli("plan", "--chain", *map(str, srpms.glob("*.src.rpm")), "--target", "i686-test", "--format",
+                   "shell", env=env)
+    assert plan.returncode == 0, plan.stderr
+    lines = plan.stdout.splitlines()
+    assert len(lines) == 3 and "--with-rpms artifacts/wave-1 --with-rpms artifacts/wave-2" in lines[2]
+    work = tmp_path / "ci"
+    work.mkdir()
+    script = "\n".join(line.replace("rebuild build", f"{sys.executable} -m rebuild build", 1) for line in lines)
+    ran = subprocess.run(["sh", "-e", "-c", script], cwd=work, capture_output=True, text=True,
+                         env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, timeout=900)
+    assert ran.returncode == 0, ran.stderr
+    c = _chain_packages(work / "artifacts" / "wave-3" / "chainc-1.0-1")
+    assert set(c["lock"]) == {"chaina", "chaina-devel", "chainb", "chainb-devel"}
