@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from rebuild.systems.rpmfile import payload
 from tests.conftest import DATA, ROOT, make_srpm, run_cli, write_recipe
 
 pytestmark = pytest.mark.docker
@@ -187,3 +188,31 @@ def test_the_shell_plan_of_a_chain_builds_it_wave_by_wave_with_the_earlier_waves
     assert ran.returncode == 0, ran.stderr
     c = _chain_packages(work / "artifacts" / "wave-3" / "chainc-1.0-1")
     assert set(c["lock"]) == {"chaina", "chaina-devel", "chainb", "chainb-devel"}
+
+
+def test_a_real_1999_library_srpm_chains_into_a_program_that_needs_its_version(i686, tmp_path):
+    """../shared/era-srpms' gdbm 1.7.3 (built bare by rpm 4.0.4) is the only maker of gdbm-devel = 1.7.3: the
+    tree has Debian's newer one. Its -devel Requires info (for install-info in %post), which the tree lacks:
+    a stand-in info SRPM joins the chain, as a user's would."""
+    from tests.i686tree import ERA_SRPMS
+
+    if not (ERA_SRPMS / "gdbm-1.7.3-22cl.src.rpm").is_file():
+        pytest.skip(f"{ERA_SRPMS} is absent (set REBUILD_TEST_ERA_SRPMS to the era-srpms folder)")
+    home, env, tree, image = i686
+    srpms = _srpms(image, tmp_path, ["needsgdbm173", "info"])
+    shutil.copy(ERA_SRPMS / "gdbm-1.7.3-22cl.src.rpm", srpms)
+    out = tmp_path / "out"
+    without_info = run_cli("build", "--chain", str(srpms / "gdbm-1.7.3-22cl.src.rpm"),
+                           str(srpms / "needsgdbm173-1.0-1.src.rpm"), "--target", "i686-test", "--out", str(out),
+                           env=env, timeout=900)
+    assert without_info.returncode == 10, without_info.stderr
+    assert "wave 2: needsgdbm173 (needs gdbm: gdbm-devel = 1.7.3)" in without_info.stderr
+    assert "nothing provides info needed by gdbm-devel-1.7.3-22cl" in without_info.stderr
+    built = run_cli("build", "--chain", *map(str, srpms.glob("*.src.rpm")), "--target", "i686-test",
+                    "--out", str(out), env=env, timeout=900)
+    assert built.returncode == 0, built.stderr
+    assert "up to date: " in built.stderr, "gdbm, built in the first run, is not built again"
+    result = out / "needsgdbm173-1.0-1"
+    assert set(_chain_packages(result)["lock"]) == {"gdbm-devel", "info"}
+    (rpm,) = (result / "RPMS" / "i386").glob("*.rpm")
+    assert payload(rpm)["/usr/share/needsgdbm173/built-with"].startswith(b"gdbm-devel-1.7.3-22cl")
