@@ -18,7 +18,6 @@ from rebuild.config.floors import load_floors as load
 from rebuild.errors import CheckFailed, EnvironmentProblem, RebuildError, UsageError
 from rebuild.files import atomic_write, read_user_file
 from rebuild.log import format_table as table
-from rebuild.systems import dockerapi
 from rebuild.systems.evr import EVR, compare_evr, parse
 
 if TYPE_CHECKING:
@@ -130,7 +129,7 @@ def installed_in_image(ref: str, engine_factory: Callable[[], object], cache: Pa
     """What *ref*'s rpmdb lists, from ``<cache>/installed/<content identity>`` when this image's list was
     read before (an image never changes, so neither does its list; a re-made image has another identity);
     else one ``rpm -qa`` in a fresh container, stored for next time. *inspect* gives the image's (ID,
-    content identity), by default over the engine's socket without the docker SDK (``dockerapi``).
+    content identity), by default as the engine says.
     *expected_id*: the pinned ID the image must have (check-deps --target). A bad *manifest* wins over a
     missing image or engine."""
     try:
@@ -160,14 +159,9 @@ def installed_in_image(ref: str, engine_factory: Callable[[], object], cache: Pa
 
 
 def _identity(ref: str, engine_factory) -> tuple[str, str] | None:
-    """(image ID, content identity) of *ref*: over the socket when it can, else through the SDK."""
-
-    try:
-        attrs = dockerapi.inspect_image(ref)
-        return None if attrs is None else (attrs["Id"], dockerapi.content_id(attrs))
-    except dockerapi.Unavailable:
-        info = engine_factory().inspect_image(ref)
-        return None if info is None else (info.id, info.content_id)
+    """(image ID, content identity) of *ref*, as the engine says."""
+    info = engine_factory().inspect_image(ref)
+    return None if info is None else (info.id, info.content_id)
 
 
 def check(floors: list[Floor], installed: dict[str, list[EVR]]) -> list[FloorResult]:

@@ -1,6 +1,7 @@
 """The Docker engine: ``DockerEngine`` and its ``DockerContainer`` (the interface they implement, and how
-files reach a container: ``engine``). Calls go through ``dockerapi`` (the standard library on the engine's
-socket) or, for ssh:// and TLS engines and for registries, the docker SDK."""
+files reach a container: ``engine``). Every call goes through the docker SDK's low-level ``APIClient``, on
+the local socket, tcp://, TLS and ssh:// engines alike. The SDK (about 0.1 s to import) is imported when
+an engine is first used, so commands that never reach one (a no-op build, --help) do not load it."""
 
 from __future__ import annotations
 
@@ -9,14 +10,13 @@ import shutil
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from rebuild.errors import BuildFailed, EnvironmentProblem
 from rebuild.log import Log
-from rebuild.systems import dockerapi, dockerimages, transfer
-from rebuild.systems.dockerapi import APIError, ImageNotFound, NotFound, close_stream, frames
+from rebuild.systems import dockerimages, transfer
 from rebuild.systems.dockerimages import ImageInfo, Reference
 from rebuild.systems.engine import API_VERSION, LABEL, START_ENGINE_HINT, Mount, transfer_is_archive
 
@@ -40,6 +40,8 @@ class DockerContainer:
     def copy_out(self, path: str) -> None:
         if not self.archive:
             return
+        from docker.errors import APIError, NotFound
+
         mount, host = self._mount_of(path)
         self._log.command(["docker", "cp", f"{self.name}:{path}", str(host)], "engine")
         try:
@@ -58,6 +60,8 @@ class DockerContainer:
             transfer.copy_mounts(self._api, self.id, [Mount(host, path, mount.read_only)], self._log, owner=mount.source)
 
     def run(self, argv, *, user=None, workdir=None, env=None, output=None, shown=None) -> int:
+        from docker.errors import APIError
+
         self._log.command(shown or argv, self.name)
         try:
             exec_id = self._api.exec_create(
@@ -82,6 +86,26 @@ class DockerContainer:
         return self._api.commit(self.id, repository=repository or tag, tag=version or "latest")["Id"]
 
 
+def _bind(source: str, target: str, read_only: bool) -> dict:
+    """A bind mount as the API's HostConfig.Mounts lists it."""
+    return {"Type": "bind", "Source": source, "Target": target, "ReadOnly": read_only}
+
+
+def frames(stream) -> Iterator[bytes]:
+    """The payloads of a multiplexed (non-tty) exec or attach stream, stdout and stderr alike, to its end."""
+    from docker.utils.socket import frames_iter
+
+    return (data for _, data in frames_iter(stream, False))
+
+
+def close_stream(stream) -> None:
+    """Close a stream the SDK handed out (its SocketIO leaves the socket open on close())."""
+    inner = getattr(stream, "_sock", None)
+    stream.close()
+    if inner is not None:
+        inner.close()
+
+
 @contextmanager
 def _interrupts_held() -> Iterator[None]:
     """SIGINT and SIGTERM arriving in the block take effect when it ends (main thread only; other
@@ -103,29 +127,6 @@ def _interrupts_held() -> Iterator[None]:
                 handler(signum, None)  # Python's SIGINT handler (or rebuild's SIGTERM one) raises here
             elif handler == signal.SIG_DFL:
                 signal.raise_signal(signum)
-
-
-def _while_starting(start: Callable[[], object], meanwhile: Callable[[], None]) -> None:
-    """``start()`` in a second thread (it waits on the engine) while ``meanwhile()`` computes here.
-
-    Started after the container is created: the engine calls before it would each wait for the
-    GIL behind *meanwhile*. *meanwhile*'s error wins; *start*'s is raised otherwise."""
-    box: dict = {}
-
-    def run() -> None:
-        try:
-            start()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the calling thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=run, name="rebuild-start")
-    worker.start()
-    try:
-        meanwhile()
-    finally:
-        worker.join()
-    if "error" in box:
-        raise box["error"]
 
 
 class DockerEngine:
@@ -216,20 +217,17 @@ class DockerEngine:
 
     @property
     def api(self):
-        """The engine's API (``dockerapi.LiteAPI``, or the SDK's through ``SdkAPI``), connected and pinged."""
+        """The SDK's low-level ``APIClient`` for the engine, connected and pinged on first use."""
         with self._lock:
             if self._shared["api"] is None:
-                try:
-                    api = dockerapi.LiteAPI()
-                except dockerapi.Unavailable:
-                    api = dockerapi.SdkAPI(self._sdk())
+                api = self._sdk().api
                 self._ping(api)
                 self._shared["api"] = api
             return self._shared["api"]
 
     @property
     def sdk(self):
-        """The docker SDK's client (registries; ssh:// and TLS engines)."""
+        """The docker SDK's client (registries: push and pull)."""
         with self._lock:
             return self._sdk()
 
@@ -266,6 +264,8 @@ class DockerEngine:
         raise EnvironmentProblem(f"Docker engine not reachable at {where}; {START_ENGINE_HINT}") from None
 
     def image_id(self, tag: str) -> str | None:
+        from docker.errors import APIError, ImageNotFound
+
         try:
             return self.api.inspect_image(tag)["Id"]
         except ImageNotFound:
@@ -279,6 +279,8 @@ class DockerEngine:
             repository, version = tag, "latest"
         changes = [f"LABEL {k}={v}" for k, v in sorted(labels.items())]
         changes.append("ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        from docker.errors import APIError
+
         self._log.command(["docker", "import", str(tarball), tag])
         try:
             self.api.import_image_from_file(str(tarball), repository=repository, tag=version, changes=changes)
@@ -291,32 +293,30 @@ class DockerEngine:
 
     @contextmanager
     def _started(self, image: str, command: list[str], *, error: type, hostname: str | None = None,
-                 user: str = "", mounts: list[Mount] = (), attach: bool = False,
-                 meanwhile: Callable[[], None] | None = None,
-                 background_removal: bool = False) -> Iterator[tuple[str, str, object]]:
+                 user: str = "", mounts: list[Mount] = (), attach: bool = False) -> Iterator[tuple[str, str, object]]:
         """Create and start a container with networking disabled; remove it on exit, whatever happens.
 
         With *attach*, the third item is a socket carrying the container's output, attached before
-        the start (read while it runs: no logs round trip after it exits); else None. *meanwhile*
-        runs in this thread while a second one waits for the engine to start the container; its
-        error wins over the engine's.
+        the start (read while it runs: no logs round trip after it exits); else None.
 
         No network namespace set-up (about 0.1 s less to start than network mode none); only
         loopback. With *hostname*, the container gets our own /etc/hosts with that name FIRST
         on the 127.0.0.1 line: sendmail and rpmbuild want a fully qualified canonical name."""
         import tempfile
 
+        from docker.errors import APIError, ImageNotFound
+
         name = f"rebuild-{uuid.uuid4().hex[:12]}"
         api = self.api
         archive = self.archive
-        binds = [] if archive else [dockerapi.bind_mount(str(m.source), m.target, m.read_only) for m in mounts]
+        binds = [] if archive else [_bind(str(m.source), m.target, m.read_only) for m in mounts]
         hosts_dir = None
         if hostname and not archive:
             hosts_dir = tempfile.mkdtemp(prefix="rebuild-hosts-")
             hosts = Path(hosts_dir) / "hosts"
             hosts.write_text(transfer.hosts_file(hostname))
             hosts.chmod(0o644)
-            binds.append(dockerapi.bind_mount(str(hosts), "/etc/hosts", True))
+            binds.append(_bind(str(hosts), "/etc/hosts", True))
         created = stream = None
         try:
             # Ctrl-C waits for the create's answer: cut short, the engine would still make the
@@ -333,10 +333,7 @@ class DockerEngine:
                 transfer.copy_mounts(api, created["Id"], list(mounts), self._log)
             # attach_socket: attach() would first inspect the container to learn it has no tty
             stream = api.attach_socket(created["Id"], params={"stdout": 1, "stderr": 1, "stream": 1}) if attach else None
-            if meanwhile is None:
-                api.start(created["Id"])
-            else:
-                _while_starting(lambda: api.start(created["Id"]), meanwhile)
+            api.start(created["Id"])
             if hostname and archive:  # the engine writes /etc/hosts at start: ours goes over it
                 api.put_archive(created["Id"], "/etc", transfer.tar_bytes({"hosts": transfer.hosts_file(hostname).encode()}))
             yield created["Id"], name, stream
@@ -349,11 +346,7 @@ class DockerEngine:
         finally:
             if stream is not None:
                 close_stream(stream)
-            if created is not None and background_removal and not self._keep:
-                # the engine takes ~50 ms to stop and remove it: collecting and writing the results overlap
-                # that; a non-daemon thread, so the process does not end before the container is gone
-                threading.Thread(target=self._remove, args=(created["Id"], name), name="rebuild-remove").start()
-            elif created is not None:
+            if created is not None:
                 self._remove(created["Id"], name)
             if hosts_dir:
                 shutil.rmtree(hosts_dir, ignore_errors=True)
@@ -363,15 +356,13 @@ class DockerEngine:
         self._log.command(["docker", "run", "--network", "none", image, "(steps follow)"], "engine")
         # A long sleep keeps the container up between steps; removal kills it.
         with self._started(image, ["sleep", "2147483647"], error=BuildFailed, hostname=hostname,
-                           mounts=mounts, background_removal=True) as (container_id, name, _):
+                           mounts=mounts) as (container_id, name, _):
             yield DockerContainer(self.api, container_id, name, self._log, mounts, self.archive)
 
-    def run_once(self, image: str, argv: list[str], *, user: str | None = None,
-                 meanwhile: Callable[[], None] | None = None) -> tuple[int, bytes]:
+    def run_once(self, image: str, argv: list[str], *, user: str | None = None) -> tuple[int, bytes]:
         """One command as the container's own process: no keep-alive, no exec, no kill."""
         self._log.command(["docker", "run", "--rm", "--network", "none", image, *argv], "engine")
-        with self._started(image, argv, error=EnvironmentProblem, user=user or "", attach=True,
-                           meanwhile=meanwhile) as (container_id, _, sock):
+        with self._started(image, argv, error=EnvironmentProblem, user=user or "", attach=True) as (container_id, _, sock):
             output = b"".join(frames(sock))  # ends when the process does
             return int(self.api.wait(container_id)["StatusCode"]), output
 
@@ -379,6 +370,8 @@ class DockerEngine:
         if self._keep:
             return self._log.warn(f"keeping container {name} (REBUILD_KEEP_CONTAINER is set); remove it with"
                                   f" `docker rm -f {name}`")
+        from docker.errors import APIError, NotFound
+
         # A second Ctrl-C must not leave the container behind: ignore SIGINT while removing.
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None

@@ -8,17 +8,13 @@ keys use it, so a result built on one engine is up to date on another.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
 
 from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
-from rebuild.systems.dockerapi import (
-    APIError,
-    ImageNotFound,
-    NotFound,
-    content_id,  # noqa: F401 - defined beside inspect_image, used here
-)
+from rebuild.files import sha256_bytes
 
 # REPOSITORY[:TAG]@sha256:HEX, the repository possibly with a registry host and port
 REFERENCE = re.compile(r"^(?P<repository>[a-z0-9]+(?:[._:-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
@@ -55,8 +51,18 @@ def parse_reference(text: str, where: str = "--pull") -> Reference:
     return Reference(match["repository"], match["tag"], match["digest"])
 
 
+def content_id(attrs: dict) -> str:
+    """What the image whose ``inspect`` answer is *attrs* is, whatever host holds it."""
+    config = attrs.get("Config") or {}
+    made_of = {"layers": (attrs.get("RootFS") or {}).get("Layers") or [], "env": config.get("Env") or [],
+               "labels": config.get("Labels") or {}, "user": config.get("User") or "",
+               "platform": [attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant")]}
+    return "sha256:" + sha256_bytes(json.dumps(made_of, sort_keys=True).encode())
+
+
 def inspect(api, ref: str) -> ImageInfo | None:
-    """The image *ref* through the engine API (``dockerapi``), or None."""
+    """The image *ref* through the engine API (the SDK's ``APIClient``), or None."""
+    from docker.errors import APIError, ImageNotFound
 
     try:
         attrs = api.inspect_image(ref)
@@ -120,6 +126,8 @@ def read_file(api, image: str, path: str, max_bytes: int = 64 << 20) -> bytes | 
     """A file of *image* (None when absent): a created, never started container, copied from, removed."""
     import io
     import tarfile
+
+    from docker.errors import NotFound
 
     created = api.create_container(image, command=["true"], name=f"rebuild-read-{os.urandom(6).hex()}", hostname=None,
                                    user="", network_disabled=True, labels={"org.rebuild": "1"},

@@ -99,10 +99,8 @@ class Engine(Protocol):
     ) -> AbstractContextManager[Container]:
         """A started container with no network, removed when the context exits."""
 
-    def run_once(self, image: str, argv: list[str], *, user: str | None = None,
-                 meanwhile: Callable[[], None] | None = None) -> tuple[int, bytes]:
-        """Run *argv* as a fresh container's only process; return its exit code and output.
-        *meanwhile* runs in the calling thread while the engine starts the container."""
+    def run_once(self, image: str, argv: list[str], *, user: str | None = None) -> tuple[int, bytes]:
+        """Run *argv* as a fresh container's only process; return its exit code and output."""
 
     def close(self) -> None:
         """Close the connection to the engine (a process that lives on after using it)."""

@@ -20,7 +20,6 @@ from pathlib import Path, PurePosixPath
 
 from rebuild.errors import BuildFailed
 from rebuild.log import Log
-from rebuild.systems.dockerapi import APIError
 from rebuild.systems.engine import Mount
 
 # past this size an archive is spooled to a temporary file rather than held in memory
@@ -145,6 +144,8 @@ def copy_mounts(api, container_id: str, mounts: list[Mount], log: Log, owner: Pa
 
     if not mounts:
         return
+    from docker.errors import APIError
+
     owned = []
     for mount in mounts:
         st = (owner or mount.source).stat()

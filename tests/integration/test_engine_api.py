@@ -1,7 +1,6 @@
-"""The two ways rebuild reaches the engine, on the real engine: the standard-library client
-(``dockerapi.LiteAPI``) and the docker SDK behind ``SdkAPI`` (what ssh:// and TLS engines use) give the
-same answers: a command's output and exit code, files in and out, an image's attributes, and the same
-errors for what does not exist."""
+"""How rebuild reaches the engine, on the real engine: through the docker SDK's ``APIClient`` (one client
+for local, tcp://, TLS and ssh:// engines): a command's output and exit code, files in and out, an image's
+attributes, and the SDK's errors for what does not exist."""
 
 from __future__ import annotations
 
@@ -11,28 +10,22 @@ import tarfile
 import docker
 import pytest
 
-from rebuild.systems import dockerapi
 from rebuild.systems.dockerengine import DockerEngine
 from rebuild.systems.engine import Mount
 
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture(params=["lite", "sdk"])
-def api_engine(request, monkeypatch):
-    if request.param == "sdk":  # as for an ssh:// engine: this module steps aside for the SDK
-        def unavailable():
-            raise dockerapi.Unavailable("test: the SDK's turn")
-
-        monkeypatch.setattr(dockerapi, "address", unavailable)
+@pytest.fixture
+def api_engine():
     engine = DockerEngine()
-    yield engine, request.param
+    yield engine
     engine.close()
 
 
 def test_exec_output_exit_code_and_files_both_ways(api_engine, testroot, tmp_path):
-    engine, kind = api_engine
-    assert isinstance(engine.api, dockerapi.SdkAPI if kind == "sdk" else dockerapi.LiteAPI)
+    engine = api_engine
+    assert isinstance(engine.api, docker.APIClient)
     (tmp_path / "in.txt").write_text("from the host\n")
     image = engine.image_id(testroot.tag)
     with engine.container(image, mounts=[Mount(tmp_path, "/data")], hostname="api.test.invalid") as box:
@@ -53,14 +46,14 @@ def test_exec_output_exit_code_and_files_both_ways(api_engine, testroot, tmp_pat
 
 
 def test_inspect_and_the_errors_for_what_does_not_exist(api_engine, testroot):
-    engine, _ = api_engine
+    engine = api_engine
     info = engine.inspect_image(testroot.tag)
     assert info.id == engine.image_id(testroot.tag) and info.content_id.startswith("sha256:")
     assert engine.inspect_image("rebuild-test/no-such-image:1") is None
     assert engine.image_id("rebuild-test/no-such-image:1") is None
-    with pytest.raises(dockerapi.NotFound):
+    with pytest.raises(docker.errors.NotFound):
         engine.api.remove_container("rebuild-no-such-container", force=True, v=True)
-    with pytest.raises(dockerapi.ImageNotFound):
+    with pytest.raises(docker.errors.ImageNotFound):
         engine.api.inspect_image("rebuild-test/no-such-image:1")
 
 

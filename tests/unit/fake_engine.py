@@ -109,13 +109,11 @@ class FakeEngine:
         self.images[tag] = f"sha256:imported-{len(self.imported)}"
         return self.images[tag]
 
-    def run_once(self, image, argv, *, user=None, meanwhile=None):
+    def run_once(self, image, argv, *, user=None):
         if self.missing is not None:
             raise self.missing
         self.live += 1
         try:
-            if meanwhile is not None:
-                meanwhile()
             box = FakeContainer(dict(self.answers))
             chunks: list[bytes] = []
             return box.run(argv, output=chunks.append), b"".join(chunks)
