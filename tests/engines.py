@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -122,3 +123,113 @@ class SecondEngine:
             self.docker("rm", "-f", *ids)
         _stop(self.proc)
         shutil.rmtree(self.base / "data", ignore_errors=True)
+
+
+class SshEngine:
+    """A second dockerd on a unix socket that only its group reaches, and a real sshd on 127.0.0.1:<port>
+    (key authentication only, one dedicated user in that group, DOCKER_HOST set for its sessions): the
+    engine a user reaches with ``DOCKER_HOST=ssh://rebuild-ssh@127.0.0.1:<port>``. ``env`` is what a client
+    needs: the ssh:// DOCKER_HOST and an ``ssh`` first on PATH that brings the test's key and known-hosts
+    file (a user's ~/.ssh/config does the same)."""
+
+    USER = "rebuild-ssh"
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.port = free_port()
+        # where the user's sessions can reach it (pytest's own folders are private to root)
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="rebuild-ssh-engine-"))
+        self.socket_dir.chmod(0o755)
+        self.socket = self.socket_dir / "docker.sock"
+        self.host = f"ssh://{self.USER}@127.0.0.1:{self.port}"
+        self.dockerd: subprocess.Popen | None = None
+        self.sshd: subprocess.Popen | None = None
+        self.made_user = False
+
+    def __enter__(self) -> SshEngine:
+        sshd, dockerd = shutil.which("sshd") or "/usr/sbin/sshd", shutil.which("dockerd")
+        if os.geteuid() != 0 or not dockerd or not Path(sshd).exists():
+            raise Unavailable("an ssh:// engine needs root, dockerd and sshd (Debian: apt-get install openssh-server)")
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.base.chmod(0o755)
+        if subprocess.run(["id", self.USER], capture_output=True).returncode != 0:
+            # password "*": no password login, yet not a locked account (which sshd refuses without PAM)
+            subprocess.run(["useradd", "--create-home", "--user-group", "--shell", "/bin/sh", "--password", "*",
+                            self.USER], check=True)
+            self.made_user = True
+        try:
+            self._start_dockerd(dockerd)
+            self._start_sshd(sshd)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _start_dockerd(self, dockerd: str) -> None:
+        for folder in ("data", "exec"):
+            (self.base / folder).mkdir(exist_ok=True)
+        (self.base / "daemon.json").write_text("{}\n")
+        log = self.base / "dockerd.log"
+        with log.open("wb") as out:
+            self.dockerd = subprocess.Popen(
+                [dockerd, "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "exec"),
+                 "--pidfile", str(self.base / "dockerd.pid"), "-H", f"unix://{self.socket}", "--group", self.USER,
+                 "--bridge=none", "--iptables=false", "--ip-masq=false", "--config-file", str(self.base / "daemon.json")],
+                stdout=out, stderr=subprocess.STDOUT)
+        _wait(lambda: self.docker("info").returncode == 0, "the ssh engine's dockerd", self.dockerd, log, seconds=90)
+
+    def _start_sshd(self, sshd: str) -> None:
+        keys = self.base / "keys"
+        keys.mkdir(exist_ok=True)
+        for name in ("host", "client"):
+            if not (keys / name).exists():
+                subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)
+        home = Path(subprocess.run(["getent", "passwd", self.USER], capture_output=True, text=True,
+                                   check=True).stdout.split(":")[5])
+        authorized = home / ".ssh" / "authorized_keys"
+        authorized.parent.mkdir(mode=0o700, exist_ok=True)
+        authorized.write_text((keys / "client.pub").read_text())
+        authorized.chmod(0o600)
+        shutil.chown(authorized.parent, self.USER, self.USER)
+        shutil.chown(authorized, self.USER, self.USER)
+        config = self.base / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host'}\nPidFile {self.base / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {authorized}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            f"UsePAM no\nAllowUsers {self.USER}\nPermitRootLogin no\n"
+            f"SetEnv DOCKER_HOST=unix://{self.socket}\n")
+        Path("/run/sshd").mkdir(exist_ok=True)  # the privilege separation folder
+        log = self.base / "sshd.log"
+        with log.open("wb") as out:
+            self.sshd = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT)
+        client = self.base / "ssh_config"
+        client.write_text(f"Host 127.0.0.1\n  IdentityFile {keys / 'client'}\n  IdentitiesOnly yes\n  BatchMode yes\n"
+                          f"  UserKnownHostsFile {self.base / 'known_hosts'}\n  StrictHostKeyChecking accept-new\n")
+        shim = self.base / "bin"
+        shim.mkdir(exist_ok=True)
+        (shim / "ssh").write_text(f"#!/bin/sh\nexec /usr/bin/ssh -F {client} \"$@\"\n")
+        (shim / "ssh").chmod(0o755)
+        probe = lambda: subprocess.run(  # noqa: E731
+            ["docker", "-H", self.host, "version", "--format", "{{.Server.Version}}"], capture_output=True,
+            env=self.env()).returncode == 0
+        _wait(probe, "docker over ssh://", self.sshd, log, seconds=30)
+
+    def env(self) -> dict:
+        return {**os.environ, "DOCKER_HOST": self.host, "PATH": f"{self.base / 'bin'}:{os.environ['PATH']}"}
+
+    def docker(self, *args: str) -> subprocess.CompletedProcess:
+        """The engine on its socket, directly (for the test's own checks)."""
+        return subprocess.run(["docker", "-H", f"unix://{self.socket}", *args], capture_output=True, text=True)
+
+    def __exit__(self, *exc) -> None:
+        if self.sshd is not None:
+            _stop(self.sshd)
+        if self.dockerd is not None:
+            ids = self.docker("ps", "-aq").stdout.split()
+            if ids:
+                self.docker("rm", "-f", *ids)
+            _stop(self.dockerd)
+            shutil.rmtree(self.base / "data", ignore_errors=True)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+        if self.made_user:
+            subprocess.run(["userdel", "--remove", self.USER], capture_output=True)

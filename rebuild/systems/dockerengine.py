@@ -99,11 +99,16 @@ def frames(stream) -> Iterator[bytes]:
 
 
 def close_stream(stream) -> None:
-    """Close a stream the SDK handed out (its SocketIO leaves the socket open on close())."""
+    """Close a stream the SDK handed out (its SocketIO leaves the socket open on close()). Over ssh:// the
+    stream is an ssh process's pipes; one whose process has ended already raises BrokenPipeError: it is
+    closed then."""
     inner = getattr(stream, "_sock", None)
-    stream.close()
-    if inner is not None:
-        inner.close()
+    try:
+        stream.close()
+        if inner is not None:
+            inner.close()
+    except OSError:
+        pass
 
 
 @contextmanager
