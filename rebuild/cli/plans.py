@@ -32,6 +32,9 @@ from rebuild.pipeline.plan import plan as make_plan
 @click.option("--target", "target_name", help="Build every recipe on this target (needed for SRPMs).")
 @click.option("--chain", is_flag=True, help="Order RECIPES (or SRPMs) into waves, as `build --chain` builds them.")
 @click.option("--break", "breaks", multiple=True, metavar="NAME", help="With --chain: NAME goes first.")
+@click.option("--gitlab-executor", type=click.Choice(["docker", "shell"]), default="docker", show_default=True,
+              help="--format gitlab: jobs in debian:12 with a docker:dind service, or on a shell runner whose host"
+                   " has Docker and rebuild's tools.")
 @click.option("--backport", "backport", metavar="SRPM",
               help="Which SRPMs of --from must be rebuilt before SRPM builds on --target (exit 1 if some"
                    " BuildRequires no SRPM makes).")
@@ -39,7 +42,7 @@ from rebuild.pipeline.plan import plan as make_plan
               help="With --backport: a folder of the newer release's SRPMs.")
 @pass_ctx
 def plan(ctx: Context, recipes: tuple[str, ...], fmt: str, target_name: str | None, chain: bool,
-         breaks: tuple[str, ...], backport: str | None, sources: Path | None) -> None:
+         breaks: tuple[str, ...], gitlab_executor: str, backport: str | None, sources: Path | None) -> None:
     """Print the CI build matrix: one entry per recipe and target (all of specs/ when none is given).
 
     With --chain: the waves, read from the SRPMs with the target's rpm (its image is made or pulled first);
@@ -56,7 +59,8 @@ def plan(ctx: Context, recipes: tuple[str, ...], fmt: str, target_name: str | No
         if srpms:
             raise click.UsageError(f"{srpms[0]}: plan takes recipes; an SRPM goes with --chain (or write a recipe"
                                    " with `rebuild init`)")
-        click.echo(render(make_plan([Path(r) for r in recipes] or default_recipes(home), target_name, home), fmt))
+        click.echo(render(make_plan([Path(r) for r in recipes] or default_recipes(home), target_name, home), fmt,
+                          gitlab_executor))
         return
     with tempfile.TemporaryDirectory(prefix="rebuild-plan-") as scratch:
         loaded, shown = [], {}
@@ -72,7 +76,8 @@ def plan(ctx: Context, recipes: tuple[str, ...], fmt: str, target_name: str | No
         pairs = [(recipe, load_target(target_name or recipe.target, home)) for recipe in loaded]
         members = read_members(pairs, ctx.engine(), ctx.log, ctx.settings)
         order, graph = waves(members, breaks)
-        click.echo(render_chain(chain_entries(order, graph, shown, pairs[0][1].name), fmt))
+        click.echo(render_chain(chain_entries(order, graph, shown, pairs[0][1].name), fmt,
+                                executor=gitlab_executor))
 
 
 def _backport(ctx: Context, srpm: str | None, sources: Path | None, target_name: str | None,

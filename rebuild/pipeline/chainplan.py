@@ -41,7 +41,7 @@ def chain_entries(order, graph, shown: dict[str, str], target: str) -> list[dict
             for wave in order for m in wave]
 
 
-def render_chain(entries: list[dict], fmt: str, out: str = "artifacts") -> str:
+def render_chain(entries: list[dict], fmt: str, out: str = "artifacts", executor: str = "docker") -> str:
     """The waves as *fmt*: json (entries), shell (one `rebuild build` line per wave, to run in order: each
     takes the earlier waves' results with --with-rpms), gitlab (a child pipeline: a stage per wave) or github
     (a whole workflow: a job per wave)."""
@@ -58,7 +58,7 @@ def render_chain(entries: list[dict], fmt: str, out: str = "artifacts") -> str:
                          f" --out {q(f'{out}/wave-{k}')}" + "".join(f" --with-rpms {q(f'{out}/wave-{j}')}" for j in earlier))
         return "\n".join(lines)
     if fmt == "gitlab":
-        return gitlab_chain(entries, waves)
+        return gitlab_chain(entries, waves, executor)
     if fmt == "github":
         return github_chain(entries, waves)
     raise ValueError(fmt)
@@ -69,12 +69,12 @@ def _waves_needed(entry: dict, entries: list[dict]) -> set[int]:
     return {wave_of[n] for n in entry["needs_all"]}
 
 
-def gitlab_chain(entries: list[dict], waves: list[int]) -> str:
+def gitlab_chain(entries: list[dict], waves: list[int], executor: str = "docker") -> str:
     """The child pipeline of a chain: the image once, a stage per wave whose jobs need (and take the artifacts
     of) the image job and every member they need, then publish."""
     import yaml
 
-    child = yaml.safe_load(gitlab_child([]))
+    child = yaml.safe_load(gitlab_child([], executor))
     child.pop("publish")
     target = entries[0]["target"]
     child["stages"] = ["image", *[f"wave-{k}" for k in waves], "publish"]
@@ -92,19 +92,17 @@ def gitlab_chain(entries: list[dict], waves: list[int]) -> str:
     child["publish"] = {
         "stage": "publish",
         "needs": [f"build:{e['name']}" for e in entries],
-        "services": [],
+        **({"services": []} if executor != "shell" else {}),
         "script": ['printf \'%s\\n\' "$RPM_SIGNING_KEY" | gpg --batch --import',
                    '.venv/bin/rebuild publish results/wave-*/*/ --repo repo --sign-key "$RPM_SIGNING_KEY_ID"'],
         "artifacts": {"paths": ["repo/"]},
     }
-    child[f"image:{target}"] = _gitlab_image_job(target)
+    child[f"image:{target}"] = _gitlab_image_job(target, executor)
     return yaml.dump(child, Dumper=_Plain, sort_keys=False, width=200)
 
 
-def _gitlab_image_job(target: str) -> dict:
-    import yaml
-
-    return yaml.safe_load(gitlab_child([{"name": "x", "recipe": "x", "target": target}]))[f"image:{target}"]
+def _gitlab_image_job(target: str, executor: str) -> dict:
+    return yaml.safe_load(gitlab_child([{"name": "x", "recipe": "x", "target": target}], executor))[f"image:{target}"]
 
 
 _GH_SETUP = [{"uses": "actions/checkout@v4"},

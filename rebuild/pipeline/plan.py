@@ -50,7 +50,7 @@ def plan(recipes: list[Path], target: str | None, home: Path) -> list[dict]:
     return entries
 
 
-def render(entries: list[dict], fmt: str) -> str:
+def render(entries: list[dict], fmt: str, executor: str = "docker") -> str:
     if fmt == "json":
         return json.dumps(entries, indent=2)
     if fmt == "github":
@@ -63,7 +63,7 @@ def render(entries: list[dict], fmt: str) -> str:
         return "".join(f"rebuild build {shlex.quote(e['recipe'])} --target {shlex.quote(e['target'])}\n"
                        for e in entries).rstrip("\n")
     if fmt == "gitlab":
-        return gitlab_child(entries)
+        return gitlab_child(entries, executor)
     raise ValueError(fmt)
 
 
@@ -76,17 +76,22 @@ _GITLAB_VARIABLES = {"DOCKER_HOST": "tcp://docker:2375", "DOCKER_TLS_CERTDIR": "
                      "REBUILD_CACHE": "$CI_PROJECT_DIR/.rebuild-cache"}
 
 
-def gitlab_child(entries: list[dict]) -> str:
+def gitlab_child(entries: list[dict], executor: str = "docker") -> str:
     """The child pipeline: one image job per target (made once, pushed to the project's registry by digest),
-    one build job per entry (pulls that digest; results cached by build key), one publish job."""
+    one build job per entry (pulls that digest; results cached by build key), one publish job.
+
+    *executor* "docker": jobs in debian:12 with a docker:dind service; "shell": a shell runner whose host has
+    Docker and the tools (no image, no service, the host's engine)."""
 
     q = shlex.quote
-    jobs: dict = {"variables": _GITLAB_VARIABLES,
-                  "default": {"image": "debian:12", "services": _GITLAB_SERVICES,
-                              "before_script": [_GITLAB_SETUP,
-                                                'if [ -n "$CI_REGISTRY" ]; then .venv/bin/python -c "import docker;'
-                                                ' docker.from_env().login(\'$CI_REGISTRY_USER\','
-                                                ' \'$CI_REGISTRY_PASSWORD\', registry=\'$CI_REGISTRY\')"; fi']}}
+    login = ('if [ -n "$CI_REGISTRY" ]; then .venv/bin/python -c "import docker; docker.from_env().login('
+             '\'$CI_REGISTRY_USER\', \'$CI_REGISTRY_PASSWORD\', registry=\'$CI_REGISTRY\')"; fi')
+    if executor == "shell":
+        jobs: dict = {"variables": {"REBUILD_CACHE": _GITLAB_VARIABLES["REBUILD_CACHE"]},
+                      "default": {"before_script": ["make venv", login]}}
+    else:
+        jobs = {"variables": _GITLAB_VARIABLES,
+                "default": {"image": "debian:12", "services": _GITLAB_SERVICES, "before_script": [_GITLAB_SETUP, login]}}
     for target in sorted({e["target"] for e in entries}):
         jobs[f"image:{target}"] = {
             "stage": "image",
@@ -111,7 +116,7 @@ def gitlab_child(entries: list[dict]) -> str:
     jobs["publish"] = {
         "stage": "publish",
         "needs": [f"build:{e['name']}:{e['target']}" for e in entries],
-        "services": [],
+        **({"services": []} if executor != "shell" else {}),
         "script": ['printf \'%s\\n\' "$RPM_SIGNING_KEY" | gpg --batch --import',
                    '.venv/bin/rebuild publish results/*/ --repo repo --sign-key "$RPM_SIGNING_KEY_ID"'],
         "artifacts": {"paths": ["repo/"]},

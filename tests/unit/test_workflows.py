@@ -102,3 +102,15 @@ def test_plan_for_github_names_the_targets():
     lines = dict(line.split("=", 1) for line in proc.stdout.splitlines())
     entries = json.loads(lines["matrix"])["include"]
     assert json.loads(lines["targets"]) == sorted({e["target"] for e in entries})
+
+
+def test_the_shell_runner_child_has_no_image_service_or_engine_address(tmp_path):
+    proc = run_cli("plan", "--format", "gitlab", "--gitlab-executor", "shell")
+    assert proc.returncode == 0, proc.stderr
+    path = tmp_path / "child.yml"
+    path.write_text(proc.stdout)
+    assert schema_check("vendor.gitlab-ci", path).returncode == 0
+    pipeline = yaml.safe_load(proc.stdout)
+    assert "image" not in pipeline["default"] and "services" not in pipeline["default"]
+    assert "DOCKER_HOST" not in pipeline["variables"] and "services" not in pipeline["publish"]
+    assert pipeline["default"]["before_script"][0] == "make venv"
