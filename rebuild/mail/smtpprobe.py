@@ -220,7 +220,17 @@ def _session(smtp: smtplib.SMTP, host: str, port: int, options: ProbeOptions, cl
         server_ip = smtp.sock.getpeername()[0] if smtp.sock else host
         variants = smtpchecks.relay_variants(options.relay[0], options.relay[1], _server_name(report, host),
                                              server_ip)
-        found, rows = smtpchecks.relay_matrix(smtp, variants, authenticated or "an unauthenticated client")
+        def again() -> smtplib.SMTP:  # a new session as this one was: TLS (STARTTLS or on connect), EHLO
+            implicit = context if options.implicit_tls else None
+            fresh, _ = connect(host, port, options.timeout, options.ehlo_name, options.source, clock, implicit)
+            fresh.ehlo()
+            if context is not None and not options.implicit_tls:
+                fresh.starttls(context=context)
+                fresh.ehlo()
+            return fresh
+
+        found, rows = smtpchecks.relay_matrix(smtp, variants, authenticated or "an unauthenticated client",
+                                              None if authenticated else again)
         report.info["relay_matrix"] = rows
         plain = rows[0]
         report.info["relay_mail_from"] = plain["mail"]
