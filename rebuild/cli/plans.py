@@ -15,18 +15,21 @@ from rebuild.cli.main import Context, cli, pass_ctx
 from rebuild.config.newrecipe import implied_recipe, is_srpm
 from rebuild.config.recipe import load_recipe
 from rebuild.config.target import load_target
+from rebuild.errors import UsageError
 from rebuild.evidence.floors import suggest
 from rebuild.files import atomic_write
 from rebuild.pipeline.backportplan import plan_backport
 from rebuild.pipeline.chain import read_members, waves
 from rebuild.pipeline.chainplan import chain_entries, render_chain
+from rebuild.pipeline.k8splan import k8s_job
 from rebuild.pipeline.plan import default_recipes, render
 from rebuild.pipeline.plan import plan as make_plan
+from rebuild.roots.pins import read_pin
 
 
 @cli.command()
 @click.argument("recipes", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["github", "gitlab", "json", "shell"]), default="json",
+@click.option("--format", "fmt", type=click.Choice(["github", "gitlab", "json", "shell", "k8s"]), default="json",
               show_default=True, help="shell: one `rebuild build` line per entry (per wave with --chain), for GNU"
                                       " parallel or xargs (with --chain: run the lines in order).")
 @click.option("--target", "target_name", help="Build every recipe on this target (needed for SRPMs).")
@@ -35,6 +38,10 @@ from rebuild.pipeline.plan import plan as make_plan
 @click.option("--gitlab-executor", type=click.Choice(["docker", "shell"]), default="docker", show_default=True,
               help="--format gitlab: jobs in debian:12 with a docker:dind service, or on a shell runner whose host"
                    " has Docker and rebuild's tools.")
+@click.option("--k8s-runner", metavar="REF@sha256:D",
+              help="--format k8s: the image (by digest) holding rebuild and this project folder at /project.")
+@click.option("--k8s-engine", metavar="ssh://USER@IP[:PORT]",
+              help="--format k8s: the build host whose engine the pods drive (the only egress they get).")
 @click.option("--backport", "backport", metavar="SRPM",
               help="Which SRPMs of --from must be rebuilt before SRPM builds on --target (exit 1 if some"
                    " BuildRequires no SRPM makes).")
@@ -42,7 +49,8 @@ from rebuild.pipeline.plan import plan as make_plan
               help="With --backport: a folder of the newer release's SRPMs.")
 @pass_ctx
 def plan(ctx: Context, recipes: tuple[str, ...], fmt: str, target_name: str | None, chain: bool,
-         breaks: tuple[str, ...], gitlab_executor: str, backport: str | None, sources: Path | None) -> None:
+         breaks: tuple[str, ...], gitlab_executor: str, k8s_runner: str | None, k8s_engine: str | None,
+         backport: str | None, sources: Path | None) -> None:
     """Print the CI build matrix: one entry per recipe and target (all of specs/ when none is given).
 
     With --chain: the waves, read from the SRPMs with the target's rpm (its image is made or pulled first);
@@ -54,6 +62,15 @@ def plan(ctx: Context, recipes: tuple[str, ...], fmt: str, target_name: str | No
         return
     if breaks and not chain:
         raise click.UsageError("--break goes with --chain")
+    if fmt == "k8s":
+        if chain:
+            raise click.UsageError("--format k8s plans independent builds; build a chain with `build --chain`")
+        if not k8s_runner or not k8s_engine:
+            raise click.UsageError("--format k8s needs --k8s-runner REF@sha256:... and --k8s-engine ssh://USER@IP")
+        entries = make_plan([Path(r) for r in recipes] or default_recipes(home), target_name, home)
+        click.echo(k8s_job(entries, {t: _registry_ref(ctx, t) for t in {e["target"] for e in entries}},
+                           runner=k8s_runner, engine=k8s_engine), nl=False)
+        return
     if not chain:
         srpms = [r for r in recipes if is_srpm(r)]
         if srpms:
@@ -78,6 +95,17 @@ def plan(ctx: Context, recipes: tuple[str, ...], fmt: str, target_name: str | No
         order, graph = waves(members, breaks)
         click.echo(render_chain(chain_entries(order, graph, shown, pairs[0][1].name), fmt,
                                 executor=gitlab_executor))
+
+
+def _registry_ref(ctx: Context, name: str) -> str:
+    """The target's image by digest in a registry (its pin's, or its definition's image.registry)."""
+    target = load_target(name, ctx.settings.home)
+    pin = read_pin(target, ctx.settings.cache)
+    ref = (pin.registry if pin else None) or target.image.registry
+    if not ref:
+        raise UsageError(f"target {name}: its image is in no registry, and a cluster pulls by digest; run"
+                         f" `rebuild image {name} --push REPOSITORY` first")
+    return ref
 
 
 def _backport(ctx: Context, srpm: str | None, sources: Path | None, target_name: str | None,

@@ -4,6 +4,7 @@ root's rpmdb), ``build`` (the orchestrator; ``steps`` run in the container, ``to
 rpm is, ``workdir`` holds its folders and reads its log, ``batch`` runs several), ``checks`` (the built
 RPMs installed and tested in a fresh container), ``publish`` (a signed repository; ``repopage`` its web
 pages). ``result`` is the typed result folder they share (``resultcheck`` its file checks);
-``buildindex`` the no-op rebuild index (one index, one lookup); ``plan`` the CI matrix. ``chain`` builds
+``buildindex`` the no-op rebuild index (one index, one lookup); ``plan`` the CI matrix (``k8splan`` as a
+Kubernetes Indexed Job). ``chain`` builds
 SRPMs that need each other in waves (``chainplan`` prints the waves for CI; ``backportplan`` finds which
 SRPMs of a newer release must be rebuilt first)."""
