@@ -22,9 +22,9 @@ from rebuild.files import atomic_copy, sha256_file
 from rebuild.hostcmd import run
 from rebuild.pipeline import fetch as fetching
 from rebuild.pipeline.batch import NotBuilt, build_many, summary_table
-from rebuild.pipeline.buildindex import key_for
-from rebuild.pipeline.chain import build_chain, read_members, results_repository, waves, with_repository
-from rebuild.pipeline.fetch import Cache, fetch_urls, locate_srpm
+from rebuild.pipeline.chain import ChainPlan, build_chain, read_members, results_repository, waves, with_repository
+from rebuild.pipeline.fetch import Cache, fetch_urls
+from rebuild.pipeline.inputs import BuildOptions, BuildRequest, resolve
 from rebuild.pipeline.spec import patch_file
 from rebuild.pipeline.speccheck import check_in_container
 from rebuild.roots.images import make_image
@@ -98,7 +98,8 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
         repository, digest = results_repository(list(with_rpms), out_dir)
         pairs = [(recipe, with_repository(target, repository, digest)) for recipe, target in pairs]
     echo = (lambda chunk: sys.stderr.buffer.write(chunk) and sys.stderr.flush()) if ctx.verbose else None
-    options = {"skip_deps_check": skip_deps_check, "force": force, "echo": echo, "source_date_epoch": not no_sde}
+    request = BuildRequest(BuildOptions(out_dir, skip_deps_check=skip_deps_check, force=force, source_date_epoch=not no_sde),
+                           ctx.settings, parallel=jobs or os.cpu_count() or 1, echo=echo)
     if chain:
         members = read_members(pairs, ctx.engine(), ctx.log, ctx.settings)
         order, graph = waves(members, breaks)
@@ -106,13 +107,11 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
             ctx.log.info(f"wave {number}: " + ", ".join(
                 m.name + "".join(f" (needs {e.provider}: {e.capability})" for e in graph if e.needer == m.name)
                 for m in wave))
-        items = build_chain(pairs[0][1], order, graph, ctx.engine(), ctx.log, out_dir=out_dir,
-                            parallel=jobs or os.cpu_count() or 1, settings=ctx.settings, **options)
+        items = build_chain(ChainPlan(pairs[0][1], order, graph), ctx.engine(), ctx.log, request)
     else:
-        items = build_many(pairs, ctx.engine(), ctx.log, out_dir=out_dir, parallel=jobs or os.cpu_count() or 1,
-                           settings=ctx.settings, **options)
+        items = build_many(pairs, ctx.engine(), ctx.log, request)
     done = [item.result for item in items if item.result is not None]
-    reports = _check_reproducible(ctx, items, pairs, skip_deps_check, not no_sde, echo) if check_reproducible else {}
+    reports = _check_reproducible(ctx, items, pairs, request) if check_reproducible else {}
     if as_json:
         click.echo(json.dumps([{"recipe": str(i.recipe.path), "ok": i.result is not None,
                                 "directory": str(i.result.directory) if i.result else None,
@@ -141,7 +140,7 @@ def build(ctx: Context, recipes: tuple[str, ...], target_name: str | None, out_d
         raise CheckFailed(f"not reproducible: {', '.join(differ)} (the differences are in each manifest.json)")
 
 
-def _check_reproducible(ctx: Context, items, pairs, skip_deps_check: bool, source_date_epoch: bool, echo) -> dict:
+def _check_reproducible(ctx: Context, items, pairs, request: BuildRequest) -> dict:
     """Each built recipe built a second time and compared; the verdict printed and returned by recipe name."""
 
     targets = {recipe.name: target for recipe, target in pairs}
@@ -149,9 +148,8 @@ def _check_reproducible(ctx: Context, items, pairs, skip_deps_check: bool, sourc
     for item in items:
         if item.result is None:
             continue
-        report = check_reproducible(item.result, item.recipe, targets[item.recipe.name], ctx.engine(), ctx.log,
-                                    settings=ctx.settings, skip_deps_check=skip_deps_check,
-                                    source_date_epoch=source_date_epoch, echo=echo)
+        inputs = resolve(item.recipe, targets[item.recipe.name], request.options, request.settings, ctx.log)
+        report = check_reproducible(item.result, inputs, ctx.engine(), ctx.log)
         reports[item.recipe.name] = report
         ctx.log.info(f"{item.recipe.name}: {report.verdict} ({report.packages} packages compared): {report.note}")
         if report.rows:
@@ -171,12 +169,12 @@ def key(ctx: Context, recipe: str, target_name: str | None, skip_deps_check: boo
 
     loaded = load_recipe(Path(recipe))
     target = load_target(target_name or loaded.target, ctx.settings.home)
-    srpm = locate_srpm(loaded, ctx.log, mirrors=ctx.settings.mirrors, cache=Cache(ctx.settings.cache))
-    pin, build_key, _ = key_for(loaded, target, ctx.settings.cache, sha256_file(srpm),
-                                skip_deps_check=skip_deps_check, source_date_epoch=not no_sde)
-    if pin is None:
+    options = BuildOptions(Path("."), skip_deps_check=skip_deps_check, source_date_epoch=not no_sde)
+    inputs = resolve(loaded, target, options, ctx.settings, ctx.log)
+    if inputs.pin is None:
         raise EnvironmentProblem(f"target {target.name}: no image is pinned; run `rebuild image {target.name}`"
                                  " (or --pull REF@sha256:...) first")
+    build_key = inputs.key
     click.echo(build_key)
 
 

@@ -18,9 +18,11 @@ from pathlib import Path
 
 from rebuild.evidence import rpmdiff
 from rebuild.log import Log, format_table
-from rebuild.pipeline.build import SECOND_BUILD, BuildResult, build
+from rebuild.pipeline.build import BuildResult, build
+from rebuild.pipeline.inputs import SECOND_BUILD, BuildInputs
 from rebuild.pipeline.result import ResultDir
 from rebuild.pipeline.tools import knows_source_date_epoch
+from rebuild.systems.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -73,16 +75,16 @@ def _later_than(finished: str | None) -> None:
         time.sleep(wait)
 
 
-def check_reproducible(first: BuildResult, recipe, target, engine, log: Log, *, settings,
-                       skip_deps_check: bool = False, source_date_epoch: bool = True, echo=None) -> Reproducibility:
-    """Build *recipe* again under SECOND_BUILD, compare with *first*, record the verdict in its manifest."""
+def check_reproducible(first: BuildResult, inputs: BuildInputs, engine: Engine, log: Log) -> Reproducibility:
+    """Build *inputs* again under SECOND_BUILD (forced, in a scratch folder), compare with *first*, record the
+    verdict in its manifest."""
     _later_than(ResultDir(first.directory).read().finished)
     scratch = Path(tempfile.mkdtemp(prefix=".reproduce-", dir=first.directory.parent))
     try:
-        log.info(f"second build of {recipe.name} (host {SECOND_BUILD.hostname}, TZ {SECOND_BUILD.tz},"
+        log.info(f"second build of {inputs.recipe.name} (host {SECOND_BUILD.hostname}, TZ {SECOND_BUILD.tz},"
                  f" tree {SECOND_BUILD.tree}) to check reproducibility")
-        second = build(recipe, target, engine, log, out_dir=scratch, settings=settings, skip_deps_check=skip_deps_check,
-                       force=True, echo=echo, source_date_epoch=source_date_epoch, variant=SECOND_BUILD)
+        options = replace(inputs.options, out_dir=scratch, force=True, variant=SECOND_BUILD)
+        second = build(replace(inputs, options=options), engine, log)
         pairs, only_a, only_b = rpmdiff.pair(first.directory, second.directory)
         diffs = [rpmdiff.compare(rpmdiff.read_package(a), rpmdiff.read_package(b)) for a, b in pairs]
         result_dir = ResultDir(first.directory)

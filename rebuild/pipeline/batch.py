@@ -6,14 +6,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from rebuild.config.recipe import Recipe
 from rebuild.config.target import Target
 from rebuild.errors import BuildFailed, RebuildError
 from rebuild.log import Log, format_table
 from rebuild.pipeline.build import BuildResult, build
-from rebuild.settings import Settings
+from rebuild.pipeline.inputs import BuildRequest, Progress, resolve
 from rebuild.systems.engine import Engine
 
 
@@ -33,37 +32,24 @@ class NotBuilt(BuildFailed):
 FAILURE_TAIL = 8
 
 
-def build_many(
-    jobs: list[tuple[Recipe, Target]],
-    engine: Engine,
-    log: Log,
-    *,
-    out_dir: Path,
-    parallel: int,
-    settings: Settings | None = None,
-    skip_deps_check: bool = False,
-    force: bool = False,
-    echo: Callable[[bytes], None] | None = None,
-    source_date_epoch: bool = True,
-) -> list[BatchItem]:
-    """Build independent recipes, *parallel* at a time, each in its own container and work tree.
+def build_many(jobs: list[tuple[Recipe, Target]], engine: Engine, log: Log, request: BuildRequest) -> list[BatchItem]:
+    """Build independent recipes, *request.parallel* at a time, each resolved (``resolve``) and built in its own
+    container and work tree.
 
     One failure does not stop the others. Ctrl-C removes every container and re-raises.
     """
-    settings = settings or Settings.from_env()
     board = log.status_board([recipe.name for recipe, _ in jobs])
 
     def one(recipe: Recipe, target: Target) -> BatchItem:
         child = log.child(f"[{recipe.name}] ") if len(jobs) > 1 else log
         start = time.monotonic()
-        on_phase, tee = None, echo if len(jobs) == 1 else None
+        on_phase, tee = None, request.echo if len(jobs) == 1 else None
         if board is not None:
             on_phase = lambda phase: board.update(recipe.name, phase=phase)  # noqa: E731
             tee = _tee(lambda chunk: board.update(recipe.name, output=chunk), tee)
         try:
-            result = build(recipe, target, engine.for_log(child), child, out_dir=out_dir, settings=settings,
-                           skip_deps_check=skip_deps_check, force=force, echo=tee, on_phase=on_phase,
-                           source_date_epoch=source_date_epoch)
+            inputs = resolve(recipe, target, request.options, request.settings, child)
+            result = build(inputs, engine.for_log(child), child, Progress(echo=tee, on_phase=on_phase))
             if board is not None:
                 board.update(recipe.name, phase="cached" if result.cached else "done")
             return BatchItem(recipe, result, None, time.monotonic() - start)
@@ -76,9 +62,9 @@ def build_many(
             return BatchItem(recipe, None, exc, time.monotonic() - start)
 
     try:
-        if len(jobs) == 1 or parallel <= 1:
+        if len(jobs) == 1 or request.parallel <= 1:
             return [one(recipe, target) for recipe, target in jobs]
-        return _parallel(jobs, one, engine, parallel)
+        return _parallel(jobs, one, engine, request.parallel)
     finally:
         if board is not None:
             board.close()

@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,7 +22,6 @@ from pathlib import Path
 from rebuild import __version__
 from rebuild.config.newrecipe import IMPLIED
 from rebuild.config.recipe import Recipe
-from rebuild.config.target import Target
 from rebuild.errors import BuildFailed, CheckFailed, UsageError
 from rebuild.evidence.provenance import FILE, statement
 from rebuild.evidence.sbom import sbom, write_sbom
@@ -31,35 +29,14 @@ from rebuild.files import atomic_write, sha256_file
 from rebuild.log import Log
 from rebuild.pipeline import buildindex, steps
 from rebuild.pipeline.checks import failure, run_checks
-from rebuild.pipeline.fetch import Cache, locate_srpm
+from rebuild.pipeline.inputs import QUIET, BuildInputs, Progress
 from rebuild.pipeline.result import Inputs, Manifest, Output, RecipeRef, ResultDir, SrpmInput, TargetInfo
 from rebuild.pipeline.workdir import LogSink, StateLog, collect, keep_failed_logs, place
 from rebuild.roots.layers import build_layer
 from rebuild.roots.pins import check_image
-from rebuild.settings import Settings
 from rebuild.systems.engine import Engine, Mount
 from rebuild.systems.rpmfile import RpmInfo, read_info, source_buildrequires
 from rebuild.systems.urls import redact, redact_text
-
-HOSTNAME = "rebuild.localdomain"
-
-
-@dataclass(frozen=True)
-class Variant:
-    """What a build's surroundings are: the reproducibility check's second build changes each."""
-
-    hostname: str = HOSTNAME
-    tz: str = "UTC"
-    tree: str = steps.TOPDIR
-    run_checks: bool = True
-    #: a result folder kept for the user (the second build's is compared, then removed: never announced)
-    kept: bool = True
-
-
-# another host name, a clock 14 hours ahead of UTC (a POSIX TZ string needs no zoneinfo in the root),
-# another build path; the build time differs by itself
-SECOND_BUILD = Variant(hostname="second.reproducible.invalid", tz="RBT-14", tree="/rebuild/second/tree",
-                       run_checks=False, kept=False)
 
 
 @dataclass(frozen=True)
@@ -100,51 +77,36 @@ def _out_dir(out_dir: Path) -> Path:
     return out_dir
 
 
-def build(
-    recipe: Recipe,
-    target: Target,
-    engine: Engine,
-    log: Log,
-    *,
-    out_dir: Path,
-    settings: Settings | None = None,
-    skip_deps_check: bool = False,
-    force: bool = False,
-    echo: Callable[[bytes], None] | None = None,
-    on_phase: Callable[[str], None] | None = None,
-    source_date_epoch: bool = True,
-    variant: Variant = Variant(),
-) -> BuildResult:
-    """Build *recipe* on *target*; return where the verified result folder is.
+def build(inputs: BuildInputs, engine: Engine, log: Log, progress: Progress = QUIET) -> BuildResult:
+    """Build *inputs* (``resolve``); return where the verified result folder is.
 
-    *source_date_epoch*: on rpm 4.14 and later, the build time comes from the spec's %changelog and file
-    times are clamped to it (tools.REPRODUCIBLE_MACROS). *variant*: the host name, time zone and build path."""
-    settings = settings or Settings.from_env()
-    started = time.monotonic()
+    The options' *source_date_epoch*: on rpm 4.14 and later, the build time comes from the spec's %changelog
+    and file times are clamped to it (tools.REPRODUCIBLE_MACROS); *variant*: the host name, time zone and
+    build path."""
+    recipe, target, settings, options = inputs.recipe, inputs.target, inputs.settings, inputs.options
+    skip_deps_check, source_date_epoch, variant = options.skip_deps_check, options.source_date_epoch, options.variant
+    started = time.monotonic() - inputs.source_seconds
     started_at = datetime.now(UTC)
-    out_dir = _out_dir(out_dir)
-    state = StateLog(on_phase=on_phase)
-    with state.phase("source"):
-        srpm = locate_srpm(recipe, log, mirrors=settings.mirrors, cache=Cache(settings.cache))
-        digest = sha256_file(srpm)
+    out_dir = _out_dir(options.out_dir)
+    state = StateLog(on_phase=progress.on_phase)
+    state.record("source", inputs.source_seconds)
+    srpm, digest = inputs.srpm, inputs.srpm_sha256
     # The pin's content identity keys the cache (the same on every engine holding the image): a no-op
     # needs neither librpm nor the engine.
-    pin, key, key_inputs = buildindex.key_for(recipe, target, settings.cache, digest, skip_deps_check=skip_deps_check,
-                                              source_date_epoch=source_date_epoch)
-    if not force:
-        hit = buildindex.lookup(out_dir, key)
+    if not options.force:
+        hit = buildindex.lookup(out_dir, inputs.key)
         if hit is not None:
             directory, stored = hit
-            log.info(f"up to date: {directory} (build key {key[:12]}; --force rebuilds)")
+            log.info(f"up to date: {directory} (build key {inputs.key[:12]}; --force rebuilds)")
             return BuildResult(directory, directory.name, stored.outputs, time.monotonic() - started, cached=True)
     # the SRPM is the user's input: checked before the engine is asked for anything
     with state.phase("verify-source"), log.step("verify source RPM"):
         info = check_srpm(recipe, srpm, digest)
     with state.phase("image"):
         image_id = check_image(target, engine, settings.cache, log)
-    if pin is None or image_id != pin.image_id:  # made or pulled meanwhile
-        pin, key, key_inputs = buildindex.key_for(recipe, target, settings.cache, digest,
-                                                  skip_deps_check=skip_deps_check, source_date_epoch=source_date_epoch)
+    if inputs.pin is None or image_id != inputs.pin.image_id:  # made or pulled meanwhile
+        inputs = inputs.repinned()
+    pin, key, key_inputs = inputs.pin, inputs.key, inputs.key_inputs
     manifest = Manifest(
         rebuild_version=__version__,
         recipe=RecipeRef(recipe.name, str(recipe.path), recipe.sha256, implied=_implied(recipe)),
@@ -174,12 +136,12 @@ def build(
             # build root before any container, so an unsolvable one stops here with libsolv's reason (exit 2)
             header_buildrequires = source_buildrequires(srpm)
             with state.phase("build-root"):
-                early = _layer(target, image_id, header_buildrequires, recipe, engine, log, settings, skip_deps_check)
+                early = _layer(inputs, image_id, header_buildrequires, engine, log)
         with open(build_log, "ab") as log_fh, ExitStack() as stack:
             with state.phase("container"):
                 box = stack.enter_context(engine.container(early.image_id if early else image_id, mounts=mounts,
                                                            hostname=variant.hostname))
-            step = steps.Step(recipe, target, box, work, staging, log, LogSink(log_fh, echo), state, build_log,
+            step = steps.Step(recipe, target, box, work, staging, log, LogSink(log_fh, progress.echo), state, build_log,
                               user=f"{target.uid}:{target.uid}", env={"HOME": variant.tree, "LC_ALL": "C", "TZ": variant.tz},
                               tree=variant.tree)
             first = manifest.target.content_id  # the tool probe is kept per image the container runs
@@ -192,8 +154,7 @@ def build(
                 manifest = replace(manifest, spec=replace(manifest.spec, buildrequires_after=tuple(header_buildrequires)))
             else:
                 with state.phase("build-root"):
-                    layer = _layer(target, image_id, list(manifest.spec.buildrequires_after or ()), recipe, engine,
-                                   log, settings, skip_deps_check)
+                    layer = _layer(inputs, image_id, list(manifest.spec.buildrequires_after or ()), engine, log)
             check_image_id = layer.image_id
             if early is None and layer.image_id != image_id:
                 stack.close()  # the base image's container is done: the build goes on in the layer's
@@ -273,12 +234,10 @@ def _prepare(step: steps.Step, info: RpmInfo, manifest: Manifest, source_date_ep
     return spec_path, replace(manifest, spec=spec, target=target)
 
 
-def _layer(target: Target, image_id: str, buildrequires: list[str], recipe: Recipe, engine: Engine, log: Log,
-           settings: Settings, skip_floors: bool):
+def _layer(inputs: BuildInputs, image_id: str, buildrequires: list[str], engine: Engine, log: Log):
     """The image the build runs in: the base, or a layer with the BuildRequires and floors solved in."""
-
-    return build_layer(target, image_id, buildrequires, None if skip_floors else recipe.floors, engine, log,
-                       settings.cache)
+    floors = None if inputs.options.skip_deps_check else inputs.recipe.floors
+    return build_layer(inputs.target, image_id, buildrequires, floors, engine, log, inputs.settings.cache)
 
 
 def _root_record(base_image: str, layer) -> dict | None:

@@ -27,6 +27,7 @@ from rebuild.files import atomic_write, sha256_file
 from rebuild.log import Log
 from rebuild.pipeline.batch import FAILURE_TAIL, BatchItem, NotBuilt, build_many
 from rebuild.pipeline.fetch import Cache, locate_srpm
+from rebuild.pipeline.inputs import BuildRequest
 from rebuild.pipeline.result import MANIFEST, ResultDir
 from rebuild.roots.pins import check_image
 from rebuild.roots.solver import parse_dep, satisfies
@@ -249,12 +250,21 @@ def with_repository(target: Target, folder: Path, digest: str) -> Target:
 # ---------------------------------------------------------------- building the waves
 
 
-def build_chain(target: Target, order: list[list[Member]], graph: list[Edge], engine: Engine, log: Log, *,
-                out_dir: Path, parallel: int, settings: Settings, **options) -> list[BatchItem]:
-    """Build *order* a wave at a time (a wave's builds *parallel* at once, through ``build_many`` with
-    *options*); after each wave its binary RPMs join the chain's repository, which the next waves' roots
-    are solved from. A member one of whose providers failed is not built (a ``NotBuilt`` item naming it)."""
-    repository = Path(out_dir).resolve() / FOLDER / chain_id([m for wave in order for m in wave])
+@dataclass(frozen=True)
+class ChainPlan:
+    """The members in waves (``waves``), the edges that ordered them, the target they all build on."""
+
+    target: Target
+    order: list[list[Member]]
+    graph: list[Edge]
+
+
+def build_chain(plan: ChainPlan, engine: Engine, log: Log, request: BuildRequest) -> list[BatchItem]:
+    """Build *plan* a wave at a time (a wave's builds in parallel, through ``build_many``); after each wave
+    its binary RPMs join the chain's repository, which the next waves' roots are solved from. A member one of
+    whose providers failed is not built (a ``NotBuilt`` item naming it)."""
+    target, order, graph = plan.target, plan.order, plan.graph
+    repository = Path(request.options.out_dir).resolve() / FOLDER / chain_id([m for wave in order for m in wave])
     shutil.rmtree(repository, ignore_errors=True)  # the repository holds exactly what this run's waves built
     current = target
     items: list[BatchItem] = []
@@ -272,8 +282,7 @@ def build_chain(target: Target, order: list[list[Member]], graph: list[Edge], en
         if not ready:
             continue
         log.info(f"wave {number} of {len(order)}: {', '.join(m.name for m in ready)}")
-        built = build_many([(m.recipe, current) for m in ready], engine, log, out_dir=out_dir, parallel=parallel,
-                           settings=settings, **options)
+        built = build_many([(m.recipe, current) for m in ready], engine, log, request)
         rpms = []
         for item in built:
             items.append(item)

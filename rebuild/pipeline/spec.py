@@ -44,11 +44,13 @@ class SpecText:
         try:
             text, encoding = raw.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
+            # Latin-1, CP1251, or UTF-8 with a stray 8-bit byte (rpm 4.0.4 reads them all): each byte one
+            # character, so an edit of an ASCII definition line writes every other byte back as it was
             text, encoding = raw.decode("latin-1"), "latin-1"
-            controls = sum(1 for ch in text if "\x80" <= ch <= "\x9f" or (ch < " " and ch not in "\t\r\n\f"))
+            controls = [i for i, ch in enumerate(text) if ch < " " and ch not in "\t\r\n\f\v\x1b"]
             if controls:
-                raise UsageError(f"{path}: neither UTF-8 nor Latin-1 text ({controls} control bytes);"
-                                 " not a spec") from None
+                raise UsageError(f"{path}: not text ({len(controls)} control bytes, the first at byte offset"
+                                 f" {controls[0]}); not a spec") from None
         if not _LOOKS_LIKE_SPEC.search(text):
             raise UsageError(f"{path}: no Name:/Release: tag or %define found; not a spec file")
         bodies, endings = [], []
@@ -313,18 +315,21 @@ def _add_macro(spec: SpecText, name: str, value: str, result: EditResult) -> Non
 
 
 def _release_suffix(spec: SpecText, suffix: str, result: EditResult) -> None:
+    """*suffix* appended to every ``Release:`` line: each branch of an %if, and subpackages' own."""
+    found = 0
     for i, body in enumerate(spec.bodies):
         m = _RELEASE_TAG.match(body)
         if not m:
             continue
+        found += 1
         head, value, tail = m.groups()
         if value.endswith(suffix):
             result.notes.append(f"{spec.path.name}:{i + 1}: Release already ends in {suffix}; nothing to change")
         else:
             spec.bodies[i] = f"{head}{value}{suffix}{tail}"
             result.changes.append(f"{spec.path.name}:{i + 1}: Release {value!r} -> {value + suffix!r}")
-        return
-    raise UsageError(f"{spec.path}: no Release: tag to append {suffix!r} to")
+    if not found:
+        raise UsageError(f"{spec.path}: no Release: tag to append {suffix!r} to")
 
 
 def release_uses(spec_text: str, names: list[str]) -> bool:

@@ -55,6 +55,12 @@ class StateLog:
     def phase(self, name: str) -> _Phase:
         return _Phase(self, name)
 
+    def record(self, name: str, seconds: float) -> None:
+        """A phase that ran before the log existed (the SRPM located while the build was resolved)."""
+        self._line(f"start {name}")
+        self._line(f"end   {name} {seconds:.3f}s ok")
+        self.phases.append(Phase(name, round(seconds, 3), "ok"))
+
 
 class _Phase:
     def __init__(self, state: StateLog, name: str) -> None:

@@ -18,6 +18,7 @@ from rebuild.config.target import load_target
 from rebuild.errors import BuildFailed, CheckFailed, EnvironmentProblem
 from rebuild.log import Log
 from rebuild.pipeline.build import build
+from rebuild.pipeline.inputs import BuildOptions, resolve
 from rebuild.pipeline.result import ResultDir
 from rebuild.roots.pins import Pin, write_pin
 from rebuild.settings import Settings
@@ -99,9 +100,9 @@ def setup(tmp_path, packages):
     return load_recipe(recipe), target, engine, settings, tmp_path / "out"
 
 
-def run(setup, **kw):
+def run(setup, **options):
     recipe, target, engine, settings, out = setup
-    return build(recipe, target, engine, Log(quiet=True), out_dir=out, settings=settings, **kw)
+    return build(resolve(recipe, target, BuildOptions(out, **options), settings), engine, Log(quiet=True))
 
 
 def test_phases_in_order_and_what_lands_in_the_result(setup):
@@ -173,7 +174,7 @@ def test_missing_image_is_found_after_the_srpm_is_checked(setup, tmp_path):
         run(setup)
     bad = dataclasses.replace(recipe, source=dataclasses.replace(recipe.source, sha256="0" * 64))
     with pytest.raises(CheckFailed, match="refusing to build"):
-        build(bad, target, engine, Log(quiet=True), out_dir=out, settings=settings)
+        build(resolve(bad, target, BuildOptions(out), settings), engine, Log(quiet=True))
     assert engine.boxes == []
 
 

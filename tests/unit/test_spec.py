@@ -128,7 +128,7 @@ def test_undefined_macro_changes_nothing(tmp_path):
     [
         (b"", "empty file"),
         (b"\xed\xab\xee\xdb\x00\x00binary", "binary file"),
-        ("Name: x\n%define errata 80\n\x85\x90\n".encode("latin-1"), "neither UTF-8 nor Latin-1"),
+        (b"Name: x\n%define errata 80\n\x01\x02\xff\n", r"not text \(2 control bytes, the first at byte offset 26\)"),
         (b"just some notes\n", "not a spec file"),
     ],
 )
@@ -167,3 +167,28 @@ def test_cli_patch_prints_diff_and_exit_codes(tmp_path):
     assert proc.returncode == 2 and binary.read_bytes() == b"\x00\x01"
     usage = run_cli("patch", str(spec), "--set", "errata")
     assert usage.returncode == 2 and "NAME=VALUE" in usage.stderr
+
+
+@pytest.mark.parametrize("description", [
+    "Conectiva 1999: descri\u00e7\u00e3o".encode("utf-8") + b" \xe9\n",   # UTF-8 with one stray Latin-1 byte
+    "\u041e\u043f\u0438\u0441\u0430\u043d\u0438\u0435\n".encode("cp1251"),  # ALT Linux: CP1251 (0x80-0x9f bytes too)
+    b"\x85 ellipsis, \x96 dash from a Windows editor\n",
+])
+def test_a_spec_that_mixes_encodings_is_edited_byte_exactly(tmp_path, description):
+    path = tmp_path / "t.spec"
+    original = b"%define errata 80\nName: t\nRelease: 1.%{errata}\n%description\n" + description
+    path.write_bytes(original)
+    result = patch_file(path, ERRATA_73)
+    assert result.changed
+    assert path.read_bytes() == original.replace(b"%define errata 80", b"%define errata 73")
+
+
+def test_the_release_suffix_reaches_every_release_line_rpm_may_use(tmp_path):
+    path = tmp_path / "t.spec"
+    path.write_text("Name: t\n%if 0%{?rhel}\nRelease: 1.el\n%else\nRelease: 1\n%endif\n"
+                    "%package tools\nSummary: x\nRelease: 7\n")
+    result = patch_file(path, SpecEdits(release_suffix=".rb1"))
+    assert path.read_text().count(".rb1") == 3 and "Release: 7.rb1" in path.read_text()
+    assert len(result.changes) == 3
+    again = patch_file(path, SpecEdits(release_suffix=".rb1"))
+    assert not again.changed and len(again.notes) == 3, "idempotent: each line said once"
