@@ -205,6 +205,7 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
             continue
         if not live:
             raise UsageError(_nothing_to_edit(spec, name))
+        _refuse_if_a_tag_sets(spec, base_name(name))
         _note_conditional_defaults(spec, base_name(name), result)
         if len(live) > 1:
             lines = ", ".join(str(s + 1) for s, _, _ in live)
@@ -245,6 +246,25 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
         _release_suffix(spec, edits.release_suffix, result)
     apply_backport(spec, edits, result)
     return result
+
+
+_TAG_MACROS = {"name": "Name", "version": "Version", "release": "Release"}
+
+
+def _refuse_if_a_tag_sets(spec: SpecText, name: str) -> None:
+    """rpm sets %name, %version and %release from their tags: a literal tag (not made of the macro) decides
+    the package's value, whatever the %define says, so editing the %define would change nothing built."""
+    tag = _TAG_MACROS.get(name)
+    if tag is None:
+        return
+    pattern = re.compile(rf"^{tag}\s*:\s*(.*?)\s*$", re.I)
+    uses = re.compile(rf"%\{{?[!?]*{name}\b")
+    for number, body in enumerate(spec.bodies, 1):
+        m = pattern.match(body)
+        if m and not uses.search(m.group(1)):
+            raise UsageError(f"{spec.path}:{number}: the {tag}: tag is the literal {m.group(1)!r}, and rpm sets"
+                             f" %{name} from it: editing %define {name} would change nothing built; edit the"
+                             f" {tag}: tag itself" + (" (or give --release-suffix)" if name == "release" else ""))
 
 
 def _edit_conditional(spec: SpecText, name: str, value: str, result: EditResult) -> int:

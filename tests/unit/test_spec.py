@@ -192,3 +192,22 @@ def test_the_release_suffix_reaches_every_release_line_rpm_may_use(tmp_path):
     assert len(result.changes) == 3
     again = patch_file(path, SpecEdits(release_suffix=".rb1"))
     assert not again.changed and len(again.notes) == 3, "idempotent: each line said once"
+
+
+@pytest.mark.parametrize("tag_line, refused", [
+    ("Version: 1.0", True),          # the literal tag decides %version: the edit would change nothing built
+    ("Version: %{version}", False),
+    ("version: %version", False),
+    ("Version: %{?version}%{!?version:1}", False),
+])
+def test_a_literal_tag_that_sets_the_macro_refuses_the_edit(tmp_path, tag_line, refused):
+    path = tmp_path / "t.spec"
+    text = f"%define version 1.0\nName: t\n{tag_line}\nRelease: 1\n"
+    path.write_text(text)
+    edits = SpecEdits(macros=(("version", "2.0"),))
+    if refused:
+        with pytest.raises(UsageError, match=r"t.spec:3: the Version: tag is the literal '1.0'.*edit the Version: tag"):
+            patch_file(path, edits)
+        assert path.read_text() == text, "nothing written"
+    else:
+        assert patch_file(path, edits).changed and "%define version 2.0" in path.read_text()
