@@ -33,7 +33,7 @@ from rebuild.roots.pins import check_image
 from rebuild.roots.solver import parse_dep, satisfies
 from rebuild.settings import Settings
 from rebuild.systems.engine import Engine, Mount
-from rebuild.systems.rpmfile import source_buildrequires
+from rebuild.systems.rpmfile import read_info, source_buildrequires
 
 ORIGIN = "chain"
 #: where a chain's repository lives under the results folder: .chain/<chain id>/
@@ -153,6 +153,10 @@ def read_members(pairs: list[tuple[Recipe, Target]], engine: Engine, log: Log, s
         raise UsageError(f"two members of the chain are named {twice[0]}: give each recipe its own name")
     target = pairs[0][1]
     srpms = [locate_srpm(r, log, mirrors=settings.mirrors, cache=Cache(settings.cache)) for r, _ in pairs]
+    for srpm in srpms:  # not an RPM, or a binary one: stopped here (exit 2), before any container
+        if not read_info(srpm).is_source:
+            raise UsageError(f"{srpm}: a binary RPM; a chain is built from source RPMs")
+    headers = [source_buildrequires(srpm) for srpm in srpms]
     with log.step(f"read what {len(pairs)} SRPMs need and make, with {target.name}'s rpm"):
         image_id = check_image(target, engine, settings.cache, log)
         found = _query(target, engine, image_id, srpms)
@@ -165,8 +169,7 @@ def read_members(pairs: list[tuple[Recipe, Target]], engine: Engine, log: Log, s
         if not packages:  # a spec the target's rpm cannot query: its own name is what it is known to make
             log.warn(f"{recipe.name}: {target.name}'s rpm cannot list this spec's packages; the chain takes it to"
                      f" make {recipe.name} only")
-        buildrequires = [br for br in source_buildrequires(srpm)
-                         if parse_dep(br)[0] not in recipe.spec.buildrequires_remove]
+        buildrequires = [br for br in headers[index] if parse_dep(br)[0] not in recipe.spec.buildrequires_remove]
         buildrequires += [br for br in recipe.spec.buildrequires_add if br not in buildrequires]
         provides = tuple(p for _, ps in packages for p in ps)
         members.append(Member(recipe, srpm, tuple(buildrequires), tuple(n for n, _ in packages) or (recipe.name,),

