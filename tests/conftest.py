@@ -155,14 +155,21 @@ def pytest_sessionfinish(session, exitstatus):
     """Remove the images tests made (tags rebuild-test/*; each run makes them afresh) with their
     untagged parents, so repeated runs on one build host do not pile up layers. rebuild/testroot
     and every image not made here stay."""
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return  # no engine (a unit run): nothing to tidy, and no failed connection left open
     try:
         import docker
 
-        client = docker.from_env()
-        tags = [t for image in client.images.list() for t in image.tags if t.startswith("rebuild-test/")]
-        for tag in tags:
-            client.images.remove(tag, noprune=False)
-        # and earlier runs' images the helper made (it labels them), should a run have died before this
-        client.images.prune(filters={"dangling": True, "label": "org.rebuild.test=1"})
+        from rebuild.systems.engine import API_VERSION
+
+        client = docker.from_env(version=API_VERSION)  # a set version: the client connects on first call only
+        try:
+            tags = [t for image in client.images.list() for t in image.tags if t.startswith("rebuild-test/")]
+            for tag in tags:
+                client.images.remove(tag, noprune=False)
+            # and earlier runs' images the helper made (it labels them), should a run have died before this
+            client.images.prune(filters={"dangling": True, "label": "org.rebuild.test=1"})
+        finally:
+            client.close()  # with no engine, the failed connection's socket too
     except Exception:  # noqa: BLE001 - no engine (unit runs) or an image in use: nothing to tidy
         pass

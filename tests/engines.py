@@ -83,12 +83,14 @@ class Registry:
 
 class SecondEngine:
     """A second dockerd on tcp://127.0.0.1:<port> with its own data root: builds there cannot see this
-    host's folders through bind mounts any more than a remote engine's could."""
+    host's folders through bind mounts any more than a remote engine's could. With *socket* (and *group*),
+    it listens on that unix socket instead, reachable by that group's members only."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, socket: Path | None = None, group: str | None = None) -> None:
         self.base = base
         self.port = free_port()
-        self.host = f"tcp://127.0.0.1:{self.port}"
+        self.host = f"unix://{socket}" if socket else f"tcp://127.0.0.1:{self.port}"
+        self.group = group
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> SecondEngine:
@@ -102,7 +104,8 @@ class SecondEngine:
             self.proc = subprocess.Popen(
                 [binary, "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "exec"),
                  "--pidfile", str(self.base / "dockerd.pid"), "-H", self.host, "--bridge=none", "--iptables=false",
-                 "--ip-masq=false", "--config-file", str(self._config())],
+                 "--ip-masq=false", "--config-file", str(self._config()),
+                 *(["--group", self.group] if self.group else [])],
                 stdout=out, stderr=subprocess.STDOUT)
         _wait(lambda: self.docker("info").returncode == 0, "the second dockerd", self.proc, log, seconds=90)
         return self
@@ -142,13 +145,13 @@ class SshEngine:
         self.socket_dir.chmod(0o755)
         self.socket = self.socket_dir / "docker.sock"
         self.host = f"ssh://{self.USER}@127.0.0.1:{self.port}"
-        self.dockerd: subprocess.Popen | None = None
+        self.engine = SecondEngine(base, socket=self.socket, group=self.USER)
         self.sshd: subprocess.Popen | None = None
         self.made_user = False
 
     def __enter__(self) -> SshEngine:
-        sshd, dockerd = shutil.which("sshd") or "/usr/sbin/sshd", shutil.which("dockerd")
-        if os.geteuid() != 0 or not dockerd or not Path(sshd).exists():
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        if os.geteuid() != 0 or not shutil.which("dockerd") or not Path(sshd).exists():
             raise Unavailable("an ssh:// engine needs root, dockerd and sshd (Debian: apt-get install openssh-server)")
         self.base.mkdir(parents=True, exist_ok=True)
         self.base.chmod(0o755)
@@ -158,25 +161,12 @@ class SshEngine:
                             self.USER], check=True)
             self.made_user = True
         try:
-            self._start_dockerd(dockerd)
+            self.engine.__enter__()
             self._start_sshd(sshd)
         except BaseException:
             self.__exit__()
             raise
         return self
-
-    def _start_dockerd(self, dockerd: str) -> None:
-        for folder in ("data", "exec"):
-            (self.base / folder).mkdir(exist_ok=True)
-        (self.base / "daemon.json").write_text("{}\n")
-        log = self.base / "dockerd.log"
-        with log.open("wb") as out:
-            self.dockerd = subprocess.Popen(
-                [dockerd, "--data-root", str(self.base / "data"), "--exec-root", str(self.base / "exec"),
-                 "--pidfile", str(self.base / "dockerd.pid"), "-H", f"unix://{self.socket}", "--group", self.USER,
-                 "--bridge=none", "--iptables=false", "--ip-masq=false", "--config-file", str(self.base / "daemon.json")],
-                stdout=out, stderr=subprocess.STDOUT)
-        _wait(lambda: self.docker("info").returncode == 0, "the ssh engine's dockerd", self.dockerd, log, seconds=90)
 
     def _start_sshd(self, sshd: str) -> None:
         keys = self.base / "keys"
@@ -219,17 +209,12 @@ class SshEngine:
 
     def docker(self, *args: str) -> subprocess.CompletedProcess:
         """The engine on its socket, directly (for the test's own checks)."""
-        return subprocess.run(["docker", "-H", f"unix://{self.socket}", *args], capture_output=True, text=True)
+        return self.engine.docker(*args)
 
     def __exit__(self, *exc) -> None:
         if self.sshd is not None:
             _stop(self.sshd)
-        if self.dockerd is not None:
-            ids = self.docker("ps", "-aq").stdout.split()
-            if ids:
-                self.docker("rm", "-f", *ids)
-            _stop(self.dockerd)
-            shutil.rmtree(self.base / "data", ignore_errors=True)
+        self.engine.__exit__()
         shutil.rmtree(self.socket_dir, ignore_errors=True)
         if self.made_user:
             subprocess.run(["userdel", "--remove", self.USER], capture_output=True)

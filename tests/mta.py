@@ -150,3 +150,20 @@ class Sendmail:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.communicate()
+
+
+def protocols_by_testssl(port: int, folder: Path) -> dict[str, tuple[bool, str]]:
+    """What Debian's testssl.sh says 127.0.0.1:*port* (SMTP with STARTTLS) offers: TLS version -> (offered,
+    testssl's own words), for the probe's ``tls_protocols`` to be held to."""
+    import json
+
+    out = folder / "testssl.json"
+    subprocess.run(["testssl", "--quiet", "--color", "0", "--warnings", "off", "-t", "smtp", "--protocols",
+                    "--jsonfile", str(out), f"127.0.0.1:{port}"], capture_output=True, timeout=300)
+    theirs = {item["id"]: item["finding"] for item in json.loads(out.read_text())}
+    found = {}
+    for version, key in (("TLSv1", "TLS1"), ("TLSv1.1", "TLS1_1"), ("TLSv1.2", "TLS1_2"), ("TLSv1.3", "TLS1_3")):
+        words = theirs[key]
+        found[version] = (not words.lower().startswith(("not offered", f"{version.lower()} is not offered",
+                                                       "tlsv1.1 is not offered")), words)
+    return found

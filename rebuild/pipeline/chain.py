@@ -306,6 +306,7 @@ def results_repository(folders: list[Path], out_dir: Path) -> tuple[Path, str]:
     job receives an earlier wave's artifacts), each checked against its manifest, as a chain repository under
     *out_dir*; (folder, digest of its SHA256SUMS)."""
     rpms: list[Path] = []
+    named: list[str] = []  # each RPM by the sha256 its verified manifest records
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
@@ -317,7 +318,8 @@ def results_repository(folders: list[Path], out_dir: Path) -> tuple[Path, str]:
         for result in found:
             manifest = ResultDir(result).verify()
             rpms += [result / o.file for o in manifest.outputs if not o.source]
-    digest = hashlib.sha256("\n".join(sorted(f"{sha256_file(p)} {p.name}" for p in rpms)).encode()).hexdigest()
+            named += [f"{o.sha256} {Path(o.file).name}" for o in manifest.outputs if not o.source]
+    digest = hashlib.sha256("\n".join(sorted(named)).encode()).hexdigest()
     repository = Path(out_dir).resolve() / FOLDER / f"with-{digest[:16]}"
     shutil.rmtree(repository, ignore_errors=True)
     return repository, add_to_repository(repository, rpms)

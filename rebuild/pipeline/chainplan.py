@@ -10,7 +10,7 @@ import shlex
 
 import yaml
 
-from rebuild.pipeline.plan import gitlab_child
+from rebuild.pipeline.plan import gitlab_head, gitlab_image_job, gitlab_publish_job
 
 
 class _Plain(yaml.SafeDumper):
@@ -72,13 +72,10 @@ def _waves_needed(entry: dict, entries: list[dict]) -> set[int]:
 def gitlab_chain(entries: list[dict], waves: list[int], executor: str = "docker") -> str:
     """The child pipeline of a chain: the image once, a stage per wave whose jobs need (and take the artifacts
     of) the image job and every member they need, then publish."""
-    import yaml
-
-    child = yaml.safe_load(gitlab_child([], executor))
-    child.pop("publish")
     target = entries[0]["target"]
-    child["stages"] = ["image", *[f"wave-{k}" for k in waves], "publish"]
     q = shlex.quote
+    child = {"stages": ["image", *[f"wave-{k}" for k in waves], "publish"], **gitlab_head(executor),
+             f"image:{target}": gitlab_image_job(target)}
     for e in entries:
         folders = "".join(f" --with-rpms results/wave-{j}" for j in sorted(_waves_needed(e, entries)))
         child[f"build:{e['name']}"] = {
@@ -89,20 +86,8 @@ def gitlab_chain(entries: list[dict], waves: list[int], executor: str = "docker"
                        f"{folders} ${{FORCE:+--force}}"],
             "artifacts": {"paths": [f"results/wave-{e['wave']}/"]},
         }
-    child["publish"] = {
-        "stage": "publish",
-        "needs": [f"build:{e['name']}" for e in entries],
-        **({"services": []} if executor != "shell" else {}),
-        "script": ['printf \'%s\\n\' "$RPM_SIGNING_KEY" | gpg --batch --import',
-                   '.venv/bin/rebuild publish results/wave-*/*/ --repo repo --sign-key "$RPM_SIGNING_KEY_ID"'],
-        "artifacts": {"paths": ["repo/"]},
-    }
-    child[f"image:{target}"] = _gitlab_image_job(target, executor)
+    child["publish"] = gitlab_publish_job([f"build:{e['name']}" for e in entries], "results/wave-*/*/", executor)
     return yaml.dump(child, Dumper=_Plain, sort_keys=False, width=200)
-
-
-def _gitlab_image_job(target: str, executor: str) -> dict:
-    return yaml.safe_load(gitlab_child([{"name": "x", "recipe": "x", "target": target}], executor))[f"image:{target}"]
 
 
 _GH_SETUP = [{"uses": "actions/checkout@v4"},

@@ -76,31 +76,51 @@ _GITLAB_VARIABLES = {"DOCKER_HOST": "tcp://docker:2375", "DOCKER_TLS_CERTDIR": "
                      "REBUILD_CACHE": "$CI_PROJECT_DIR/.rebuild-cache"}
 
 
-def gitlab_child(entries: list[dict], executor: str = "docker") -> str:
-    """The child pipeline: one image job per target (made once, pushed to the project's registry by digest),
-    one build job per entry (pulls that digest; results cached by build key), one publish job.
-
-    *executor* "docker": jobs in debian:12 with a docker:dind service; "shell": a shell runner whose host has
-    Docker and the tools (no image, no service, the host's engine)."""
-
-    q = shlex.quote
+def gitlab_head(executor: str = "docker") -> dict:
+    """The child pipeline's variables and defaults. *executor* "docker": jobs in debian:12 with a docker:dind
+    service; "shell": a shell runner whose host has Docker and the tools (no image, no service, its engine)."""
     login = ('if [ -n "$CI_REGISTRY" ]; then .venv/bin/python -c "import docker; docker.from_env().login('
              '\'$CI_REGISTRY_USER\', \'$CI_REGISTRY_PASSWORD\', registry=\'$CI_REGISTRY\')"; fi')
     if executor == "shell":
-        jobs: dict = {"variables": {"REBUILD_CACHE": _GITLAB_VARIABLES["REBUILD_CACHE"]},
-                      "default": {"before_script": ["make venv", login]}}
-    else:
-        jobs = {"variables": _GITLAB_VARIABLES,
-                "default": {"image": "debian:12", "services": _GITLAB_SERVICES, "before_script": [_GITLAB_SETUP, login]}}
+        return {"variables": {"REBUILD_CACHE": _GITLAB_VARIABLES["REBUILD_CACHE"]},
+                "default": {"before_script": ["make venv", login]}}
+    return {"variables": _GITLAB_VARIABLES,
+            "default": {"image": "debian:12", "services": _GITLAB_SERVICES, "before_script": [_GITLAB_SETUP, login]}}
+
+
+def gitlab_image_job(target: str) -> dict:
+    """The target's image made once and pushed to the project's registry; its digest passed on as an artifact."""
+    q = shlex.quote
+    return {
+        "stage": "image",
+        "cache": {"key": f"tree-{target}", "paths": [".rebuild-cache/srpms/", ".rebuild-cache/headers/"]},
+        "script": [f'.venv/bin/rebuild image {q(target)} ${{MIRROR:+--mirror "$MIRROR"}}'
+                   f' --push "$CI_REGISTRY_IMAGE/{target}" > image-{target}.out',
+                   f"tail -n 1 image-{target}.out > image-{target}.ref", f"cat image-{target}.ref"],
+        "artifacts": {"paths": [f"image-{target}.ref"]},
+    }
+
+
+def gitlab_publish_job(needs: list[str], results: str, executor: str = "docker") -> dict:
+    """Every result matching the glob *results* signed and published into one repository."""
+    return {
+        "stage": "publish",
+        "needs": needs,
+        **({"services": []} if executor != "shell" else {}),
+        "script": ['printf \'%s\\n\' "$RPM_SIGNING_KEY" | gpg --batch --import',
+                   f'.venv/bin/rebuild publish {results} --repo repo --sign-key "$RPM_SIGNING_KEY_ID"'],
+        "artifacts": {"paths": ["repo/"]},
+    }
+
+
+def gitlab_child(entries: list[dict], executor: str = "docker") -> str:
+    """The child pipeline: one image job per target (made once, pushed to the project's registry by digest),
+    one build job per entry (pulls that digest; results cached by build key), one publish job."""
+
+    q = shlex.quote
+    jobs = gitlab_head(executor)
     for target in sorted({e["target"] for e in entries}):
-        jobs[f"image:{target}"] = {
-            "stage": "image",
-            "cache": {"key": f"tree-{target}", "paths": [".rebuild-cache/srpms/", ".rebuild-cache/headers/"]},
-            "script": [f'.venv/bin/rebuild image {q(target)} ${{MIRROR:+--mirror "$MIRROR"}}'
-                       f' --push "$CI_REGISTRY_IMAGE/{target}" > image-{target}.out',
-                       f"tail -n 1 image-{target}.out > image-{target}.ref", f"cat image-{target}.ref"],
-            "artifacts": {"paths": [f"image-{target}.ref"]},
-        }
+        jobs[f"image:{target}"] = gitlab_image_job(target)
     for entry in entries:
         recipe, target = q(entry["recipe"]), q(entry["target"])
         jobs[f"build:{entry['name']}:{entry['target']}"] = {
@@ -113,12 +133,5 @@ def gitlab_child(entries: list[dict], executor: str = "docker") -> str:
             ],
             "artifacts": {"paths": ["results/"]},
         }
-    jobs["publish"] = {
-        "stage": "publish",
-        "needs": [f"build:{e['name']}:{e['target']}" for e in entries],
-        **({"services": []} if executor != "shell" else {}),
-        "script": ['printf \'%s\\n\' "$RPM_SIGNING_KEY" | gpg --batch --import',
-                   '.venv/bin/rebuild publish results/*/ --repo repo --sign-key "$RPM_SIGNING_KEY_ID"'],
-        "artifacts": {"paths": ["repo/"]},
-    }
+    jobs["publish"] = gitlab_publish_job([f"build:{e['name']}:{e['target']}" for e in entries], "results/*/", executor)
     return yaml.safe_dump({"stages": ["image", "build", "publish"], **jobs}, sort_keys=False, width=200)

@@ -83,15 +83,11 @@ def build_layer(target: Target, base_image: str, buildrequires: list[str] | None
         raise
     if not solution.new:
         return Layer(base_image, base_lock)
-    key = _layer_key(base_image, solution.new, extra_origins)
-    repository = target.tag.rpartition(":")[0] or target.tag
-    tag = f"{repository}-layer:{key[:16]}"
-    record = folder / "layers" / f"{key}.json"
-    known = _read_record(record)
-    if known and engine.image_id(tag) == known["image_id"]:
+    tag, record = _layer_name(target, folder, _layer_key(base_image, solution.new, extra_origins))
+    cached = _cached_layer(engine, tag, record)
+    if cached:
         log.info(f"    build root layer {tag} (+{len(solution.new)} packages) is cached")
-        return Layer(known["image_id"], RootLock.from_json(known["lock"], str(record)),
-                     tuple(p.nevra for p in solution.new))
+        return Layer(*cached, tuple(p.nevra for p in solution.new))
     packages_file = folder / "packages.json"
     seen = json.loads(packages_file.read_text()) if packages_file.exists() else {}
     paths, locked = fetch_packages(list(solution.new), cache, log, seen)
@@ -102,8 +98,7 @@ def build_layer(target: Target, base_image: str, buildrequires: list[str] | None
     trees_used = {**base_lock.trees, **{origin: location for origin, location, _ in target.extra_trees}}
     lock = make_lock(target, trees_used, [Want(k, t) for k, t in base_lock.wants] + wants,
                      [p for p in base_lock.packages if p.nevra not in _replaced(base_lock, solution)] + locked)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(record, json.dumps({"image_id": image_id, "tag": tag, "lock": lock.to_json()}) + "\n")
+    _keep_record(record, image_id, tag, lock)
     return Layer(image_id, lock, tuple(sorted(new_nevras)))
 
 
@@ -130,24 +125,38 @@ def _extra_only(target: Target, base_image: str, buildrequires: list[str], extra
     if not chosen:
         return Layer(base_image, None)
     new = sorted(chosen.values(), key=lambda p: p.nevra)
-    key = _layer_key(base_image, new, {p.origin for p in new})
-    folder = image_dir(target, cache)
-    repository = target.tag.rpartition(":")[0] or target.tag
-    tag = f"{repository}-layer:{key[:16]}"
-    record = folder / "layers" / f"{key}.json"
-    known = _read_record(record)
+    tag, record = _layer_name(target, image_dir(target, cache), _layer_key(base_image, new, {p.origin for p in new}))
     added = tuple(p.nevra for p in new)
-    if known and engine.image_id(tag) == known["image_id"]:
+    cached = _cached_layer(engine, tag, record)
+    if cached:
         log.info(f"    build root layer {tag} (+{len(new)} packages of the chain) is cached")
-        return Layer(known["image_id"], RootLock.from_json(known["lock"], str(record)), added, partial=True)
+        return Layer(*cached, added, partial=True)
     paths, locked = fetch_packages(new, cache, log, {})
     with log.step(f"install {len(paths)} packages of the chain into a layer with the image's own rpm"):
         image_id = _install(target, engine, base_image, paths, tag, log, check=not target.nodeps)
     lock = make_lock(target, {origin: location for origin, location, _ in target.extra_trees},
                      [Want("buildrequires", br) for br in buildrequires], locked)
+    _keep_record(record, image_id, tag, lock)
+    return Layer(image_id, lock, added, partial=True)
+
+
+def _layer_name(target: Target, folder: Path, key: str) -> tuple[str, Path]:
+    """The layer's engine tag and the record beside the target's pin that says what it holds."""
+    repository = target.tag.rpartition(":")[0] or target.tag
+    return f"{repository}-layer:{key[:16]}", folder / "layers" / f"{key}.json"
+
+
+def _cached_layer(engine: Engine, tag: str, record: Path) -> tuple[str, RootLock] | None:
+    """(image ID, lock) of a layer made before and still in the engine under its tag."""
+    known = _read_record(record)
+    if known and engine.image_id(tag) == known["image_id"]:
+        return known["image_id"], RootLock.from_json(known["lock"], str(record))
+    return None
+
+
+def _keep_record(record: Path, image_id: str, tag: str, lock: RootLock) -> None:
     record.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(record, json.dumps({"image_id": image_id, "tag": tag, "lock": lock.to_json()}) + "\n")
-    return Layer(image_id, lock, added, partial=True)
 
 
 def _replaced(base_lock: RootLock, solution) -> set[str]:

@@ -88,13 +88,9 @@ def satisfies(provide: tuple[str, str, str], want: tuple[str, str, str]) -> bool
     want_name, want_op, want_evr = want
     if name != want_name:
         return False
-    if not want_op or not op or not evr:
+    if not want_op or not evr or op != "=":  # a ranged provide: taken to meet what it overlaps (rare in SRPMs)
         return True
-    if op != "=":  # a ranged provide: taken to meet what it overlaps (rare in SRPMs of any era)
-        return True
-    have = evr
-    if "-" not in want_evr.partition(":")[2] and "-" not in want_evr:
-        have = evr.rsplit("-", 1)[0] if "-" in evr else evr
+    have = evr if "-" in want_evr else evr.rsplit("-", 1)[0]
     result = compare(have, want_evr)
     return {"=": result == 0, ">=": result >= 0, "<=": result <= 0, ">": result > 0, "<": result < 0}[want_op]
 
