@@ -32,6 +32,7 @@ class FaultServer:
     ignore_range: set[str] = field(default_factory=set)
     throttle: int | None = None
     tls: tuple[str, str] | None = None  # (certificate, key) files: serve https
+    auth: str | None = None  # "user:password": every request without that Basic authorization gets 401
     seen: list[Seen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -121,6 +122,11 @@ class FaultServer:
 
     def _handle(self, h) -> None:
         path = h.path.split("?", 1)[0]
+        if self.auth is not None:
+            import base64
+
+            if h.headers.get("Authorization") != "Basic " + base64.b64encode(self.auth.encode()).decode():
+                return self._send(h, 401, b"who are you?\n", {"WWW-Authenticate": 'Basic realm="tree"'})
         queue = self.faults.get(path, [])
         fault = queue.pop(0) if queue else ""
         body = self.files.get(path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from rebuild.config.target import Target
@@ -24,10 +24,11 @@ from rebuild.pipeline.fetch import Cache, fetch_urls
 from rebuild.roots.lock import LockedPackage, RootLock, locked_package
 from rebuild.roots.solver import Solution, Want, solve
 from rebuild.roots.treeindex import IndexStats, PackageMeta, read_tree
-from rebuild.systems.urls import redact
+from rebuild.systems.urls import redact, with_credentials
 
 FETCH_PARALLEL = 4
 SNAPSHOT = "tree.json"  # beside the pin: the trees the root was solved from
+MAX_SNAPSHOT = 1 << 30  # a snapshot of every tree of a release, with its files kept, is well under this
 # the files a snapshot keeps of each package: those some package requires, and the usual targets of
 # file BuildRequires (what rpm-md's primary.xml keeps)
 _PRIMARY_FILE = re.compile(r"^(/etc/|.*/bin/|/usr/lib/sendmail$)")
@@ -84,22 +85,23 @@ def plan_root(target: Target, trees: list[list[PackageMeta]], log: Log, extra: l
 def save_snapshot(path: Path, trees: list[list[PackageMeta]], locations: dict[str, str]) -> None:
     needed = {name for tree in trees for p in tree for name, _, _ in p.requires if name.startswith("/")}
     data = {"trees": {k: redact(v) for k, v in locations.items()},
-            "packages": [[asdict(_trim(p, needed)) for p in tree] for tree in trees]}
+            "packages": [[{**asdict(_trim(p, needed)), "url": redact(p.url)} for p in tree] for tree in trees]}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(data))
 
 
 def _trim(meta: PackageMeta, needed: set[str]) -> PackageMeta:
-    from dataclasses import replace
-
     return replace(meta, files=tuple(f for f in meta.files if f in needed or _PRIMARY_FILE.match(f)))
 
 
-def load_snapshot(path: Path) -> list[list[PackageMeta]] | None:
+def load_snapshot(path: Path, locations: tuple[str, ...] = ()) -> list[list[PackageMeta]] | None:
+    """The trees kept beside the pin; a package URL stored redacted is fetched through the one of *locations*
+    (the trees as given now, credentials in memory) it came from, else with ~/.netrc's credentials."""
     try:
-        data = json.loads(path.read_text())
-        return [[PackageMeta.from_dict(p) for p in tree] for tree in data["packages"]]
-    except (OSError, ValueError, KeyError, TypeError):
+        data = json.loads(read_user_file(path, "tree snapshot", max_bytes=MAX_SNAPSHOT))
+        return [[replace(m, url=with_credentials(m.url, locations)) for m in map(PackageMeta.from_dict, tree)]
+                for tree in data["packages"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, UsageError):
         return None
 
 

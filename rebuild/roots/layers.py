@@ -60,7 +60,7 @@ def build_layer(target: Target, base_image: str, buildrequires: list[str] | None
     layer on it, as for the packages a built RPM needs at run time)."""
     folder = image_dir(target, cache)
     base_lock = base_lock or read_lock(lock_path(folder))
-    trees = load_snapshot(folder / SNAPSHOT) if base_lock is not None else None
+    trees = load_snapshot(folder / SNAPSHOT, tree_locations(target)) if base_lock is not None else None
     extra = [read_tree(location, origin, cache, log) for origin, location, _ in target.extra_trees]
     if trees is None:
         if extra and buildrequires:
@@ -100,6 +100,11 @@ def build_layer(target: Target, base_image: str, buildrequires: list[str] | None
                      [p for p in base_lock.packages if p.nevra not in _replaced(base_lock, solution)] + locked)
     _keep_record(record, image_id, tag, lock)
     return Layer(image_id, lock, tuple(sorted(new_nevras)))
+
+
+def tree_locations(target: Target) -> tuple[str, ...]:
+    """Where the target's trees are, as its definition gives them (credentials, if any, held in memory only)."""
+    return tuple(loc for loc in (target.image.mirror, target.image.updates) if loc)
 
 
 def _layer_key(base_image: str, new, extra_origins: set[str]) -> str:

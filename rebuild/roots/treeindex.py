@@ -125,7 +125,8 @@ class HeaderCache:
 
     def put(self, key: str, packages: list[PackageMeta]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write(self._path(key), json.dumps([asdict(p) for p in packages]))
+        # stored with each URL's credentials redacted; readers put back the URL they asked for
+        atomic_write(self._path(key), json.dumps([{**asdict(p), "url": redact(p.url)} for p in packages]))
 
 
 class IndexStats:
@@ -333,7 +334,7 @@ def _remote_header(session, url: str, origin: str, headers: HeaderCache, stats: 
     cached = headers.get(key) if head.status_code == 200 else None
     if cached is not None:
         stats.hits += 1
-        return _with(cached[0], origin=origin)
+        return _with(cached[0], origin=origin, url=url)
     stats.misses += 1
     data = _range(session, url, 0, _FIRST_RANGE)
     sig_end = 96 + _header_size(data, 96, url)

@@ -64,6 +64,19 @@ def with_mirrors(urls: list[str], mirrors: tuple[tuple[str, str], ...] | list[tu
     return list(dict.fromkeys(out))
 
 
+def with_credentials(url: str, locations) -> str:
+    """A stored (redacted) URL made fetchable again: rebased on the one of *locations* (held in memory, with
+    their credentials) whose redacted form it starts with; else without the ``***@`` placeholder, so that
+    ~/.netrc answers for the host. A URL with no redacted part comes back as it is."""
+    if "***" not in url:
+        return url
+    for location in locations:
+        shown = redact(location).rstrip("/")
+        if location and shown != location.rstrip("/") and url.startswith(shown + "/"):
+            return location.rstrip("/") + url[len(shown):]
+    return url.replace("://***@", "://", 1)
+
+
 def file_name(url: str) -> str:
     """The last path component of *url* (empty when it names a folder)."""
     try:
