@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rebuild.evidence import rpmdiff
 from rebuild.log import Log, format_table
+from rebuild.pipeline import buildindex
 from rebuild.pipeline.build import BuildResult, build
 from rebuild.pipeline.inputs import SECOND_BUILD, BuildInputs
 from rebuild.pipeline.result import ResultDir
@@ -90,7 +91,7 @@ def check_reproducible(first: BuildResult, inputs: BuildInputs, engine: Engine, 
         result_dir = ResultDir(first.directory)
         manifest = result_dir.read()
         report = verdict(diffs, only_a, only_b, manifest.target.rpm_version if manifest.target else None)
-        result_dir.write(replace(manifest, reproducibility=report.record()))
+        buildindex.rewrite(result_dir, replace(manifest, reproducibility=report.record()))
         return report
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -11,6 +11,7 @@ from rebuild.config.recipe import Check, Recipe, Source, load_recipe
 from rebuild.config.target import Target, load_target
 from rebuild.errors import CheckFailed
 from rebuild.log import Log
+from rebuild.pipeline import buildindex
 from rebuild.pipeline.result import CheckResult, ResultDir
 from rebuild.roots.pins import check_image
 from rebuild.systems.engine import Engine, Mount
@@ -89,5 +90,5 @@ def verify_result(result_dir: Path, engine: Engine, log: Log, *, recipe_path: Pa
     if layer and layer != image and engine.image_id(layer) == layer:
         image = layer  # the build root the result was built in: its BuildRequires' libraries are there
     results = run_checks(recipe, target, engine, image, folder.path, log)
-    folder.write(manifest.with_checks(results))
+    buildindex.rewrite(folder, manifest.with_checks(results))
     return results

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rebuild.errors import CheckFailed, UsageError
-from rebuild.files import SAFE_NAME, atomic_write, read_user_file
+from rebuild.files import SAFE_NAME, atomic_write, read_user_file, sha256_bytes
 from rebuild.pipeline.floors import FloorResult, FloorsReport  # made where they are produced
 from rebuild.pipeline.resultcheck import attestation_problems, location_problem, output_problem, shape_ok
 
@@ -258,6 +258,7 @@ class ResultDir:
 
     path: Path
     _manifest: Manifest | None = field(default=None, repr=False)
+    manifest_sha256: str | None = field(default=None, repr=False)  # of the bytes ``read`` parsed
 
     def read(self) -> Manifest:
         where = self.path / MANIFEST
@@ -271,6 +272,7 @@ class ResultDir:
                 raise UsageError(f"{self.path}: no manifest.json; is this a result folder of `rebuild build`?") from None
             raise BadManifest(exc.message) from None
         self._manifest = Manifest.from_json(raw.decode("utf-8", errors="replace"), str(where))
+        self.manifest_sha256 = sha256_bytes(raw)
         return self._manifest
 
     @property

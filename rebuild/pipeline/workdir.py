@@ -138,7 +138,10 @@ def place(staging: Path, final: Path) -> None:
                 os.rename(final, old)
             except FileNotFoundError:
                 continue
-            shutil.rmtree(old, ignore_errors=True)
+            if old.is_symlink():  # a result folder swapped for a link: the link goes, not what it points at
+                old.unlink()
+            else:
+                shutil.rmtree(old, ignore_errors=True)
     raise BuildFailed(f"could not place the result at {final}: another build keeps replacing it")
 
 

@@ -129,6 +129,48 @@ def test_phases_in_order_and_what_lands_in_the_result(setup):
     assert again.cached and again.directory == result.directory and len(engine.boxes) == boxes
 
 
+def test_the_index_trusts_no_file_of_the_result_folder(setup, tmp_path):
+    """An RPM swapped together with its digest in manifest.json, an extra RPM, a folder swapped for a symlink
+    and an entry with no manifest digest are each built again, never served as up to date."""
+    recipe, target, engine, settings, out = setup
+    first = run(setup)
+    folder = first.directory
+    rpm = folder / "RPMS" / "noarch" / "greeting-2.1-3.73.noarch.rpm"
+    original_rpm, original_manifest = rpm.read_bytes(), (folder / "manifest.json").read_text()
+
+    def rebuilt() -> bool:
+        return not run(setup).cached
+
+    # 1. the RPM and its digest in the manifest replaced together
+    forged = original_rpm + b"\0tampered"
+    rpm.write_bytes(forged)
+    import hashlib
+
+    text = original_manifest.replace(hashlib.sha256(original_rpm).hexdigest(), hashlib.sha256(forged).hexdigest())
+    (folder / "manifest.json").write_text(text.replace(f'"size": {len(original_rpm)}', f'"size": {len(forged)}'))
+    assert ResultDir(folder).verify(), "the forged manifest agrees with the forged RPM"
+    assert rebuilt() and rpm.read_bytes() == original_rpm, "the build put the real RPM back"
+    # 2. an RPM the manifest does not list
+    (folder / "RPMS" / "noarch" / "planted-1-1.noarch.rpm").write_bytes(original_rpm)
+    assert rebuilt() and not (folder / "RPMS" / "noarch" / "planted-1-1.noarch.rpm").exists()
+    assert not rebuilt(), "and a third run is up to date again"
+    # 3. the folder swapped for a symlink to an intact copy elsewhere
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(str(folder), elsewhere)
+    folder.symlink_to(elsewhere)
+    assert rebuilt() and not folder.is_symlink()
+    # 4. an index entry without the manifest's digest (as an older rebuild wrote, or a hand-made one)
+    entry = next((out / ".index").iterdir())
+    entry.write_text(json.dumps({"directory": folder.name}))
+    assert rebuilt()
+    # rebuild's own rewrite of a manifest (`rebuild check`, a reproducibility verdict) keeps the entry bound
+    from rebuild.pipeline import buildindex
+
+    result = ResultDir(folder)
+    buildindex.rewrite(result, dataclasses.replace(result.read(), checks=()))
+    assert not rebuilt()
+
+
 def test_failed_rpmbuild_keeps_logs_not_a_result(setup):
     recipe, target, engine, settings, out = setup
     engine.answers[("rpmbuild", "-ba")] = (1, b"error: compiler says no\n")
