@@ -217,6 +217,7 @@ def fetch_urls(
     filename: str,
     sha256: str | None,
     expected_nvr: str | None = None,
+    expected_nevra: str | None = None,
     gpg_keys: tuple[Path, ...] = (),
     allow_unpinned: bool = False,
     source: bool = True,
@@ -232,6 +233,7 @@ def fetch_urls(
     if sha256:
         hit = cache.get(sha256, filename)
         if hit is not None:
+            _check_nevra(hit, expected_nevra, str(hit))
             return Fetched(hit, sha256, None, hit.stat().st_size, cached=True)
     elif not allow_unpinned:
         raise UsageError(
@@ -260,6 +262,7 @@ def fetch_urls(
                 if sha256 and digest != sha256:
                     raise GiveUp(f"sha256 mismatch: expected {sha256}, got {digest}", verification=True)
                 check_header(tmp, expected_nvr, shown)
+                _check_nevra(tmp, expected_nevra, shown)
                 if not source:
                     check_digests(tmp, shown)
                 if gpg_keys:
@@ -281,6 +284,15 @@ def fetch_urls(
     if any(f.verification for f in failures):
         raise CheckFailed(f"{filename}: no URL gave a verified copy: {summary}")
     raise EnvironmentProblem(f"{filename}: could not download from any URL: {summary}")
+
+
+def _check_nevra(path: Path, expected: str | None, where: str) -> None:
+    """A tree's package is the one solved: its header names the same name, epoch, version, release and arch
+    (a server that answers Range reads with one header and the download with other bytes is caught here)."""
+    if expected:
+        found = check_header(path, None, where).nevra
+        if found != expected:
+            raise BadPackage(f"{where}: the header says {found}, but {expected} was solved from the tree's index")
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from rebuild.config.target import Target
-from rebuild.errors import ConfigError, UsageError
-from rebuild.files import atomic_write, read_user_file
+from rebuild.errors import CheckFailed, ConfigError, UsageError
+from rebuild.files import atomic_write, read_user_file, sha256_file
 from rebuild.log import Log
 from rebuild.pipeline.fetch import Cache, fetch_urls
 from rebuild.roots.lock import LockedPackage, RootLock, locked_package
 from rebuild.roots.solver import Solution, Want, solve
 from rebuild.roots.treeindex import IndexStats, PackageMeta, read_tree
-from rebuild.systems.urls import redact, with_credentials
+from rebuild.systems.urls import local_path, redact, with_credentials
 
 FETCH_PARALLEL = 4
 SNAPSHOT = "tree.json"  # beside the pin: the trees the root was solved from
@@ -109,17 +109,36 @@ def load_snapshot(path: Path, locations: tuple[str, ...] = ()) -> list[list[Pack
 
 
 def fetch_packages(packages: list[PackageMeta] | list[LockedPackage], cache: Path, log: Log,
-                   known: dict[str, str]) -> tuple[list[Path], list[LockedPackage]]:
-    """Each package through the verified cache, several at once: its own digests checked, its sha256
-    taken from the tree's SHA256SUMS, the lock, or recorded at first download and required after."""
+                   known: dict[str, str], known_file: Path | None = None) -> tuple[list[Path], list[LockedPackage]]:
+    """Each package through the verified cache, several at once: its own digests checked, its header the
+    NEVRA solved, its sha256 taken from the tree's SHA256SUMS, the lock, or recorded at first download
+    (*known*, kept in *known_file*) and required after.
+
+    A package of a local tree (a folder, file://) whose bytes differ from its first-use pin is followed (a
+    fixed package rebuilt with the same NEVRA) and said; a remote one is refused, naming both digests and
+    how to accept the new one."""
 
     store = Cache(cache)
     progress = log.progress(f"fetch {len(packages)} packages", len(packages), unit="packages")
 
     def one(pkg):
         pinned = pkg.sha256 or known.get(pkg.filename)
-        fetched = fetch_urls([pkg.url], filename=pkg.filename, sha256=pinned, allow_unpinned=True, source=False,
-                             cache=store, log=log)
+        local = local_path(pkg.url)
+        if pinned and not pkg.sha256 and local is not None and local.is_file():
+            now = sha256_file(local)
+            if now != pinned:
+                log.warn(f"    {pkg.filename} changed in the local tree since it was first used (was {pinned[:12]},"
+                         f" now {now[:12]}): following the tree")
+                pinned = now
+        try:
+            fetched = fetch_urls([pkg.url], filename=pkg.filename, sha256=pinned, expected_nevra=pkg.nevra,
+                                 allow_unpinned=True, source=False, cache=store, log=log)
+        except CheckFailed as exc:
+            if pinned and not pkg.sha256 and "sha256 mismatch" in exc.message:
+                where = known_file or "packages.json beside the target's pin"
+                raise CheckFailed(f"{exc.message}; {pkg.filename} was pinned at first use in {where}: if the tree's"
+                                  " new copy is wanted, delete its entry there and run again") from None
+            raise
         progress.advance(1)
         return fetched
 

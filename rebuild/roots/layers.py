@@ -90,7 +90,7 @@ def build_layer(target: Target, base_image: str, buildrequires: list[str] | None
         return Layer(*cached, tuple(p.nevra for p in solution.new))
     packages_file = folder / "packages.json"
     seen = json.loads(packages_file.read_text()) if packages_file.exists() else {}
-    paths, locked = fetch_packages(list(solution.new), cache, log, seen)
+    paths, locked = fetch_packages(list(solution.new), cache, log, seen, packages_file)
     atomic_write(packages_file, json.dumps(seen, indent=2, sort_keys=True) + "\n")
     with log.step(f"install {len(paths)} packages into a layer with the image's own rpm"):
         image_id = _install(target, engine, base_image, paths, tag, log)

@@ -132,7 +132,7 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
         save_snapshot(folder / SNAPSHOT, trees, locations)
     known_file = folder / "packages.json"
     known = json.loads(known_file.read_text()) if known_file.exists() else {}
-    paths, locked_packages = fetch_packages(chosen, cache, log, known)
+    paths, locked_packages = fetch_packages(chosen, cache, log, known, known_file)
     write_json(known_file, known)
     lock = make_lock(target, locations, wants, locked_packages)
     made_from = hashlib.sha256((target.image_key + lock.sha256).encode()).hexdigest()
