@@ -121,6 +121,23 @@ def read_user_file(path: Path, what: str = "file", *, max_bytes: int = MAX_TEXT)
     return data
 
 
+def read_json(path: Path, what: str = "JSON file", *, max_bytes: int = MAX_TEXT, missing_ok: bool = False):
+    """The parsed JSON of a regular file of at most *max_bytes*: a FIFO, device, folder, oversized file,
+    bad UTF-8, bad JSON or nesting too deep for the parser is one UsageError naming the file. A file that
+    does not exist is None with *missing_ok*."""
+    import json
+
+    if missing_ok and not os.path.lexists(path):
+        return None
+    raw = read_user_file(path, what, max_bytes=max_bytes)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not a readable {what} ({str(exc).splitlines()[0][:120]})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply to be a {what}") from None
+
+
 def is_inside(path: Path, folder: Path) -> bool:
     """Whether *path*, with every symlink resolved, lies inside *folder* (also resolved)."""
     try:

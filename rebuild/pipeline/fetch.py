@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from rebuild.config.recipe import check_url
 from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
-from rebuild.files import SAFE_NAME, atomic_write, open_regular, sha256_file
+from rebuild.files import SAFE_NAME, atomic_write, open_regular, read_json, sha256_file
 from rebuild.log import Log
 from rebuild.settings import Settings
 from rebuild.systems.download import CHUNK, Download, FetchOptions, GiveUp, session
@@ -81,10 +81,9 @@ class Cache:
         except FileNotFoundError:
             return None
         try:
-            seen = json.loads(stamp.read_text())
-            if seen == {"size": st.st_size, "mtime_ns": st.st_mtime_ns}:
+            if read_json(stamp, "stamp", max_bytes=4096) == {"size": st.st_size, "mtime_ns": st.st_mtime_ns}:
                 return path
-        except (OSError, ValueError):
+        except UsageError:
             pass
         if sha256_file(path) != sha256:
             path.unlink(missing_ok=True)
@@ -146,12 +145,14 @@ def lock_path(recipe: Recipe) -> Path:
 def read_lock(recipe: Recipe) -> str | None:
     path = lock_path(recipe)
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path, "lock file", missing_ok=True)
+        if data is None:
+            return None
         entry = data.get("srpms", {}).get(recipe.source.srpm)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, AttributeError) as exc:
-        raise UsageError(f"{path}: unreadable lock file ({exc}); delete it and fetch again with --lock") from None
+    except UsageError as exc:
+        raise UsageError(f"{exc.message}; delete it and fetch again with --lock") from None
+    except AttributeError:
+        raise UsageError(f"{path}: unreadable lock file; delete it and fetch again with --lock") from None
     if entry is None:
         return None
     sha = entry.get("sha256", "") if isinstance(entry, dict) else ""
@@ -163,10 +164,10 @@ def read_lock(recipe: Recipe) -> str | None:
 def write_lock(recipe: Recipe, sha256: str, url: str) -> Path:
     path = lock_path(recipe)
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path, "lock file", missing_ok=True)
         if not isinstance(data, dict):
             data = {}
-    except (OSError, ValueError):
+    except UsageError:
         data = {}
     data.setdefault("srpms", {})[recipe.source.srpm] = {
         "sha256": sha256,

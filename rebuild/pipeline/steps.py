@@ -12,7 +12,7 @@ from pathlib import Path
 from rebuild.config.recipe import Recipe
 from rebuild.config.target import Target
 from rebuild.errors import BuildFailed, RebuildError, UsageError
-from rebuild.files import atomic_write, sha256_bytes, sha256_file
+from rebuild.files import atomic_write, read_user_file, sha256_bytes, sha256_file
 from rebuild.log import Log
 from rebuild.pipeline.floors import QUERY_FORMAT, FloorsReport, check_in_container, installed_path, parse_query
 from rebuild.pipeline.result import SpecReport
@@ -214,7 +214,7 @@ def edit_spec(step: Step, spec_path: Path) -> SpecReport:
             if os.path.lexists(dest):
                 raise UsageError(f"{recipe.path}: spec.patches: the SRPM already has a source named"
                                  f" {patch.path.name}; rename the patch file")
-            data = patch.path.read_bytes()
+            data = read_user_file(patch.path, "patch")
             if sha256_bytes(data) != patch.sha256:
                 raise UsageError(f"{patch.path}: changed since the recipe was read; run the build again")
             dest.write_bytes(data)

@@ -1,3 +1,5 @@
-"""Making build roots: ``images`` (make a target's image; debootstrap roots), ``treeimage`` (a root
-from an RPM tree, its rpmdb written by the root's own rpm), ``rpmtree`` (listing trees),
-``unpack`` (payloads written without following symlinks), ``pins`` (the image a target must use)."""
+"""Making build roots: ``treeindex`` (the headers of a tree; ``treehttp`` its bounded HTTP reads), ``solver``
+(libsolv), ``buildroot`` (the plan, the fetch and the lock: ``lock``), ``treeimage`` (a root from an RPM
+tree, its rpmdb written by the root's own rpm), ``layers`` (a build's BuildRequires and floors),
+``registry`` (push and pull), ``images`` (debootstrap roots), ``unpack`` (payloads written without
+following symlinks), ``pins`` (the image a target must use), ``shell`` (rebuild shell)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rebuild.config.target import Target
 from rebuild.errors import CheckFailed, ConfigError, UsageError
-from rebuild.files import atomic_write, read_user_file, sha256_file
+from rebuild.files import atomic_write, read_json, read_user_file, sha256_file
 from rebuild.log import Log
 from rebuild.pipeline.fetch import Cache, fetch_urls
 from rebuild.roots.lock import LockedPackage, RootLock, locked_package
@@ -153,6 +153,19 @@ def fetch_packages(packages: list[PackageMeta] | list[LockedPackage], cache: Pat
         known[pkg.filename] = fetched.sha256
         locked.append(pkg if isinstance(pkg, LockedPackage) else locked_package(pkg, fetched.sha256, fetched.size))
     return [f.path for f in results], locked
+
+
+def read_known(path: Path) -> dict[str, str]:
+    """The first-use pins kept beside a target's pin (file name -> sha256); a damaged file is refused, not
+    forgotten (forgetting would trust whatever the tree serves next)."""
+    data = read_json(path, "list of first-use pins", max_bytes=MAX_SNAPSHOT, missing_ok=True)
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and re.fullmatch(
+            r"[0-9a-f]{64}", v) for k, v in data.items()):
+        raise UsageError(f"{path}: not a list of first-use pins (file name: sha256); restore it, or delete it to"
+                         " pin every package again at its next download")
+    return data
 
 
 def make_lock(target: Target, locations: dict[str, str], wants: list[Want], packages: list[LockedPackage]) -> RootLock:

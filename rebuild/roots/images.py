@@ -14,7 +14,7 @@ from pathlib import Path
 from rebuild import hostcmd
 from rebuild.config.target import Target
 from rebuild.errors import EnvironmentProblem, UsageError
-from rebuild.files import sha256_file
+from rebuild.files import read_json, sha256_file
 from rebuild.log import Log
 from rebuild.roots.pins import Pin, image_dir, pin_image, read_pin, write_json
 from rebuild.roots.registry import pull_image
@@ -80,11 +80,10 @@ def tree_locations(target: Target, mirror: str | None, updates: str | None) -> t
 
 
 def _read_stamp(path: Path) -> str | None:
-    import json
 
     try:
-        return json.loads(path.read_text()).get("image_key")
-    except (OSError, ValueError, AttributeError):
+        return read_json(path, "stamp", max_bytes=1 << 20).get("image_key")
+    except (UsageError, AttributeError):
         return None
 
 

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from rebuild.config.floors import FloorsManifest
 from rebuild.config.target import Target
-from rebuild.errors import EnvironmentProblem
-from rebuild.files import atomic_write
+from rebuild.errors import EnvironmentProblem, UsageError
+from rebuild.files import atomic_write, read_json
 from rebuild.log import Log
-from rebuild.roots.buildroot import SNAPSHOT, fetch_packages, load_snapshot, make_lock, plan_root
-from rebuild.roots.lock import RootLock, lock_path, read_lock
+from rebuild.roots.buildroot import SNAPSHOT, fetch_packages, load_snapshot, make_lock, plan_root, read_known
+from rebuild.roots.lock import MAX_LOCK, RootLock, lock_path, read_lock
 from rebuild.roots.pins import image_dir
 from rebuild.roots.solver import Unsolvable, Want, parse_dep, satisfies
 from rebuild.roots.treeimage import unmet_dependencies
@@ -89,7 +89,7 @@ def build_layer(target: Target, base_image: str, buildrequires: list[str] | None
         log.info(f"    build root layer {tag} (+{len(solution.new)} packages) is cached")
         return Layer(*cached, tuple(p.nevra for p in solution.new))
     packages_file = folder / "packages.json"
-    seen = json.loads(packages_file.read_text()) if packages_file.exists() else {}
+    seen = read_known(packages_file)
     paths, locked = fetch_packages(list(solution.new), cache, log, seen, packages_file)
     atomic_write(packages_file, json.dumps(seen, indent=2, sort_keys=True) + "\n")
     with log.step(f"install {len(paths)} packages into a layer with the image's own rpm"):
@@ -171,9 +171,9 @@ def _replaced(base_lock: RootLock, solution) -> set[str]:
 
 def _read_record(path: Path) -> dict | None:
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path, "layer record", max_bytes=MAX_LOCK)
         return data if isinstance(data.get("image_id"), str) and isinstance(data.get("lock"), str) else None
-    except (OSError, ValueError, AttributeError):
+    except (UsageError, AttributeError):
         return None
 
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rebuild.errors import UsageError
-from rebuild.files import SAFE_NAME, atomic_write
+from rebuild.files import SAFE_NAME, atomic_write, read_user_file
 from rebuild.systems.urls import redact
 
 LOCK_VERSION = 1
+MAX_LOCK = 64 << 20  # a lock of every package of a release is a few MiB
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class RootLock:
             lock = cls(target=str(data["target"]), arch=str(data["arch"]), trees=dict(data["trees"]),
                        wants=tuple((str(k), str(t)) for k, t in data["wants"]), packages=packages,
                        lock_version=int(data.get("lock_version", 1)))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise UsageError(f"{where}: not a root lock rebuild wrote ({type(exc).__name__}: {exc})") from None
         for p in lock.packages:
             if not SAFE_NAME.match(p.filename) or not p.filename.endswith(".rpm") or len(p.sha256) != 64:
@@ -78,11 +80,10 @@ LOCK_IN_IMAGE = "usr/share/rebuild/root.lock.json"
 
 
 def read_lock(path: Path) -> RootLock | None:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None
-    return RootLock.from_json(text, str(path))
+    # an image's lock may come from a registry (--pull): bounded like any input
+    return RootLock.from_json(read_user_file(path, "lock", max_bytes=MAX_LOCK).decode("utf-8", "replace"), str(path))
 
 
 def write_lock(path: Path, lock: RootLock) -> None:

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rebuild.config.target import Target
-from rebuild.errors import EnvironmentProblem
-from rebuild.files import atomic_write
+from rebuild.errors import EnvironmentProblem, UsageError
+from rebuild.files import atomic_write, read_json
 from rebuild.settings import Settings
 
 
@@ -47,8 +47,8 @@ def read_pin(target: Target, cache: Path | None = None) -> Pin | None:
     """The target's pin when it was made from the current image definition, else None."""
     path = image_dir(target, cache) / "pin.json"
     try:
-        pin = Pin(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+        pin = Pin(**read_json(path, "pin", max_bytes=1 << 20))
+    except (UsageError, TypeError):
         return None
     return pin if pin.image_key == target.image_key else None
 

@@ -7,11 +7,11 @@ the build had it; a result folder read-only at /result. The container is removed
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rebuild.config.target import Target
 from rebuild.errors import UsageError
+from rebuild.files import read_json
 from rebuild.roots.pins import check_image
 from rebuild.systems.engine import Engine, Mount
 
@@ -48,8 +48,8 @@ def open_shell(target: Target, engine: Engine, cache: Path, result: Path | None,
 
 def _layer(folder: Path) -> str | None:
     try:
-        root = json.loads((folder / "manifest.json").read_text()).get("root") or {}
-    except (OSError, ValueError, AttributeError):
+        root = read_json(folder / "manifest.json", "manifest", max_bytes=32 << 20).get("root") or {}
+    except (UsageError, AttributeError):
         return None
     image = root.get("image_id")
     return image if isinstance(image, str) and image.startswith("sha256:") else None

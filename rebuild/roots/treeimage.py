@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from rebuild import __version__, hostcmd
 from rebuild.config.target import Target
 from rebuild.errors import EnvironmentProblem, UsageError
+from rebuild.files import read_json
 from rebuild.log import Log
 from rebuild.roots.buildroot import (
     SNAPSHOT,
@@ -29,6 +29,7 @@ from rebuild.roots.buildroot import (
     fetch_packages,
     make_lock,
     plan_root,
+    read_known,
     read_trees,
     save_snapshot,
 )
@@ -131,7 +132,7 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
         chosen = list(solution.install)
         save_snapshot(folder / SNAPSHOT, trees, locations)
     known_file = folder / "packages.json"
-    known = json.loads(known_file.read_text()) if known_file.exists() else {}
+    known = read_known(known_file)
     paths, locked_packages = fetch_packages(chosen, cache, log, known, known_file)
     write_json(known_file, known)
     lock = make_lock(target, locations, wants, locked_packages)
@@ -173,12 +174,12 @@ def _root_tarball(target: Target, folder: Path, work: Path, paths: list[Path], l
     engine, say) is only imported; ``force`` unpacks afresh."""
     tarball, stamp = folder / "rootfs.tar", folder / "rootfs.json"
     try:
-        known = json.loads(stamp.read_text())
+        known = read_json(stamp, "stamp", max_bytes=1 << 20)
         if not force and known == {"made_from": made_from, "has_rpm": known.get("has_rpm"), "rebuild": __version__} \
                 and tarball.is_file():
             log.info(f"reusing the root unpacked before ({tarball})")
             return tarball, bool(known.get("has_rpm"))
-    except (OSError, ValueError, AttributeError):
+    except (UsageError, AttributeError):
         pass
     root = work / "root"
     root.mkdir()

@@ -23,13 +23,13 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 from rebuild.errors import EnvironmentProblem, UsageError
-from rebuild.files import atomic_write
+from rebuild.files import atomic_write, open_regular, read_user_file
 from rebuild.log import Log
+from rebuild.roots.treehttp import HEADER_MAGIC, MAX_HDLIST, byte_range, get, header_size, rpm_links
 from rebuild.systems.urls import local_path, redact
 
 INDEX_FORMAT = 2  # cached indexes of another format are read again
 HDLIST_FILENAME_TAG = 1000000
-_HEADER_MAGIC = b"\x8e\xad\xe8"
 _FIRST_RANGE = 64 << 10
 _PARALLEL = 8
 _SENSE = {0: "", 2: "<", 4: ">", 8: "=", 10: "<=", 12: ">="}
@@ -175,10 +175,11 @@ def _read_local(root: Path, base: str, origin: str, headers: HeaderCache, stats:
         raise UsageError(f"{root}: no such folder")
     rpms = root / "RedHat" / "RPMS" if (root / "RedHat" / "RPMS").is_dir() else root
     sums_file = rpms / "SHA256SUMS"
-    sums = _sums(sums_file.read_text()) if sums_file.is_file() else {}
+    sums = _sums(read_user_file(sums_file, "SHA256SUMS").decode("utf-8", "replace")) if sums_file.exists() else {}
     hdlist = root / "RedHat" / "base" / "hdlist"
     if hdlist.is_file():
-        return _from_hdlist(hdlist.read_bytes(), rpms.as_uri() + "/", origin, sums, headers, stats)
+        return _from_hdlist(read_user_file(hdlist, "hdlist", max_bytes=MAX_HDLIST), rpms.as_uri() + "/", origin, sums,
+                            headers, stats)
     if (root / "repodata" / "repomd.xml").is_file():
         return _from_repodata(root, root.as_uri() + "/", origin, headers, stats)
     out = []
@@ -194,7 +195,7 @@ def _read_local(root: Path, base: str, origin: str, headers: HeaderCache, stats:
             out += [_with(cached[0], origin=origin, sha256=sums.get(path.name))]
             continue
         stats.misses += 1
-        with path.open("rb") as fh:
+        with open_regular(path, "RPM") as fh:
             try:
                 hdr = ts.hdrFromFdno(fh.fileno())
             except rpm.error:
@@ -223,11 +224,15 @@ def _from_hdlist(data: bytes, rpms_url: str, origin: str, sums: dict[str, str], 
     out = []
     offset = 0
     while offset + 16 <= len(data):
-        if data[offset:offset + 3] != _HEADER_MAGIC:
+        if data[offset:offset + 3] != HEADER_MAGIC:
             raise UsageError(f"{rpms_url}: hdlist is damaged at byte {offset}")
         il, dl = struct.unpack(">II", data[offset + 8:offset + 16])
         end = offset + 16 + 16 * il + dl
-        hdr = rpm.hdr(data[offset + 8:end])
+        try:
+            hdr = rpm.hdr(data[offset + 8:end])
+            hdr[rpm.RPMTAG_NAME]  # noqa: B018 - a header without a name is as damaged as one rpm refuses
+        except (rpm.error, ValueError, TypeError, KeyError):
+            raise UsageError(f"{rpms_url}: hdlist is damaged at byte {offset}") from None
         offset = end
         try:
             filename = hdr[HDLIST_FILENAME_TAG]
@@ -244,8 +249,12 @@ def _from_hdlist(data: bytes, rpms_url: str, origin: str, sums: dict[str, str], 
 def _from_repodata(root: Path, base_url: str, origin: str, headers: HeaderCache, stats: IndexStats) -> list[PackageMeta]:
     import createrepo_c as cr
 
-    repomd = cr.Repomd(str(root / "repodata" / "repomd.xml"))
-    key = "repodata:" + hashlib.sha256((root / "repodata" / "repomd.xml").read_bytes()).hexdigest()
+    try:
+        repomd = cr.Repomd(str(root / "repodata" / "repomd.xml"))
+    except (cr.CreaterepoCError, ValueError, TypeError) as exc:
+        raise UsageError(f"{root}/repodata/repomd.xml: damaged ({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__});"
+                         " make it again with createrepo_c") from None
+    key = "repodata:" + hashlib.sha256(read_user_file(root / "repodata" / "repomd.xml", "repomd.xml")).hexdigest()
     cached = headers.get(key)
     if cached is not None:
         stats.hits += len(cached)
@@ -270,24 +279,19 @@ def _from_repodata(root: Path, base_url: str, origin: str, headers: HeaderCache,
             size=pkg.size_package, sha256=pkg.pkgId if pkg.checksum_type == "sha256" else None))
         return True
 
-    for pkg in cr.PackageIterator(primary_path=where["primary"], filelists_path=where.get("filelists"),
-                                  other_path=None, warningcb=lambda *a: True):
-        keep(pkg)
+    try:
+        for pkg in cr.PackageIterator(primary_path=where["primary"], filelists_path=where.get("filelists"),
+                                      other_path=None, warningcb=lambda *a: True):
+            keep(pkg)
+    except (cr.CreaterepoCError, ValueError, TypeError, AttributeError) as exc:
+        raise UsageError(f"{root}/repodata: damaged metadata ({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__});"
+                         " make it again with createrepo_c") from None
     stats.misses += len(out)
     headers.put(key, out)
     return [_with(p, url=base_url + p.url) for p in out]
 
 
-# ---------------------------------------------------------------- over HTTP
-
-
-def _get(session, url: str, **kw):
-    import requests
-
-    try:
-        return session.get(url, timeout=(10, 60), **kw)
-    except requests.RequestException as exc:
-        raise EnvironmentProblem(f"{redact(url)}: cannot read the tree: {type(exc).__name__}") from None
+# ---------------------------------------------------------------- over HTTP (bounded reads: treehttp)
 
 
 def _read_http(base: str, origin: str, headers: HeaderCache, stats: IndexStats, log: Log) -> list[PackageMeta]:
@@ -296,32 +300,27 @@ def _read_http(base: str, origin: str, headers: HeaderCache, stats: IndexStats, 
     with requests.Session() as session:
         session.headers["User-Agent"] = "rebuild-solve"
         rpms_url = urljoin(base, "RedHat/RPMS/")
-        hdlist = _get(session, urljoin(base, "RedHat/base/hdlist"))
-        listing = _get(session, rpms_url)
+        hdlist = get(session, urljoin(base, "RedHat/base/hdlist"))
+        listing = get(session, rpms_url)
         if listing.status_code != 200:
-            rpms_url, listing = base, _get(session, base)
-        sums_response = _get(session, urljoin(rpms_url, "SHA256SUMS"))
+            rpms_url, listing = base, get(session, base)
+        sums_response = get(session, urljoin(rpms_url, "SHA256SUMS"))
         sums = _sums(sums_response.text) if sums_response.status_code == 200 else {}
-        if hdlist.status_code == 200 and hdlist.content[:3] == _HEADER_MAGIC:
+        if hdlist.status_code == 200 and hdlist.content[:3] == HEADER_MAGIC:
             return _from_hdlist(hdlist.content, rpms_url, origin, sums, headers, stats)
         if listing.status_code != 200:
             raise EnvironmentProblem(f"{redact(base)}: HTTP {listing.status_code} listing the tree")
-        urls = _rpm_links(rpms_url, listing.text)
+        urls = rpm_links(rpms_url, listing.text)
         if not urls:  # an updates tree: one folder per arch
             folders = {h.rstrip("/").rsplit("/", 1)[-1] for h in re.findall(r'href="([^"?]+/)"', listing.text)}
             for arch in (a for a in ARCH_FOLDERS if a in folders):
                 folder = urljoin(rpms_url, arch + "/")
-                sub = _get(session, folder)
+                sub = get(session, folder)
                 if sub.status_code == 200:
-                    urls += _rpm_links(folder, sub.text)
+                    urls += rpm_links(folder, sub.text)
         with ThreadPoolExecutor(max_workers=_PARALLEL) as pool:
             found = list(pool.map(lambda u: _remote_header(session, u, origin, headers, stats), urls))
         return [_with(p, sha256=sums.get(p.filename)) for p in found]
-
-
-def _rpm_links(folder: str, html: str) -> list[str]:
-    names = sorted({Path(urlsplit(h).path).name for h in re.findall(r'href="([^"]+\.rpm)"', html)})
-    return [urljoin(folder, n) for n in names if not n.endswith(".src.rpm")]
 
 
 def _remote_header(session, url: str, origin: str, headers: HeaderCache, stats: IndexStats) -> PackageMeta:
@@ -336,14 +335,14 @@ def _remote_header(session, url: str, origin: str, headers: HeaderCache, stats: 
         stats.hits += 1
         return _with(cached[0], origin=origin, url=url)
     stats.misses += 1
-    data = _range(session, url, 0, _FIRST_RANGE)
-    sig_end = 96 + _header_size(data, 96, url)
+    data = byte_range(session, url, 0, _FIRST_RANGE)
+    sig_end = 96 + header_size(data, 96, url)
     main = sig_end + (-sig_end % 8)
     if len(data) < main + 16:
-        data += _range(session, url, len(data), main + 16 + _FIRST_RANGE)
-    end = main + _header_size(data, main, url)
+        data += byte_range(session, url, len(data), main + 16 + _FIRST_RANGE)
+    end = main + header_size(data, main, url)
     if len(data) < end:
-        data += _range(session, url, len(data), end)
+        data += byte_range(session, url, len(data), end)
     try:
         hdr = rpm.hdr(data[main + 8:end])
     except rpm.error:
@@ -351,26 +350,3 @@ def _remote_header(session, url: str, origin: str, headers: HeaderCache, stats: 
     meta = from_header(hdr, url, origin, int(size) if size.isascii() and size.isdigit() else None)
     headers.put(key, [meta])
     return meta
-
-
-def _header_size(data: bytes, offset: int, url: str) -> int:
-    if data[offset:offset + 3] != _HEADER_MAGIC:
-        raise UsageError(f"{redact(url)}: not an RPM (no header at byte {offset})")
-    il, dl = struct.unpack(">II", data[offset + 8:offset + 16])
-    return 16 + 16 * il + dl
-
-
-def _range(session, url: str, start: int, end: int) -> bytes:
-    """Bytes start..end-1 of *url* (fewer at the end of the file); reads no more even if the server ignores Range."""
-    response = session.get(url, headers={"Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"},
-                           stream=True, timeout=(10, 60))
-    with response:
-        if response.status_code not in (200, 206):
-            raise EnvironmentProblem(f"{redact(url)}: HTTP {response.status_code} reading its header")
-        skip = start if response.status_code == 200 else 0
-        data = b""
-        for chunk in response.iter_content(16 << 10):
-            data += chunk
-            if len(data) >= skip + (end - start):
-                break
-        return data[skip:skip + (end - start)]

@@ -8,6 +8,7 @@ keys use it, so a result built on one engine is up to date on another.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -123,7 +124,9 @@ def _pull_failed(ref: Reference, message: str):
 
 
 def read_file(api, image: str, path: str, max_bytes: int = 64 << 20) -> bytes | None:
-    """A file of *image* (None when absent): a created, never started container, copied from, removed."""
+    """A file of *image* (None when absent): a created, never started container, copied from, removed.
+    A file over *max_bytes* is a UsageError; the copy is cut off before the container is removed (the engine
+    holds a removal until the copy it streams has ended)."""
     import io
     import tarfile
 
@@ -133,10 +136,25 @@ def read_file(api, image: str, path: str, max_bytes: int = 64 << 20) -> bytes | 
                                    user="", network_disabled=True, labels={"org.rebuild": "1"},
                                    host_config=api.create_host_config(network_mode="none", mounts=[]))
     try:
-        stream, stat = api.get_archive(created["Id"], path)
-        if stat.get("size", 0) > max_bytes:
-            return None
-        data = b"".join(stream)
+        # the SDK's get_archive hands back a generator that keeps the response open: ask for the answer itself
+        response = api._get(api._url("/containers/{0}/archive", created["Id"]), params={"path": path}, stream=True)
+        with response:
+            if response.status_code == 404:
+                return None
+            api._raise_for_status(response)
+            try:
+                stat = json.loads(base64.b64decode(response.headers.get("X-Docker-Container-Path-Stat", "")) or b"{}")
+            except ValueError:
+                stat = {}
+            size = stat.get("size", 0) if isinstance(stat, dict) else 0
+            if not isinstance(size, int) or size > max_bytes:
+                raise UsageError(f"{image}:{path}: over {max_bytes >> 20} MiB; not a file rebuild reads from an image")
+            data = b""
+            for chunk in response.iter_content(1 << 20):
+                data += chunk
+                if len(data) > max_bytes + (1 << 20):  # the tar's headers and padding are well under 1 MiB
+                    raise UsageError(f"{image}:{path}: over {max_bytes >> 20} MiB; not a file rebuild reads from"
+                                     " an image")
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             member = tar.next()
             if member is None or not member.isreg():
