@@ -9,7 +9,7 @@ import click
 
 from rebuild.cli.main import Context, cli, complete_targets, pass_ctx
 from rebuild.config.target import load_target
-from rebuild.errors import RebuildError, UsageError
+from rebuild.errors import UsageError
 from rebuild.pipeline import floors as deps
 from rebuild.roots.buildroot import plan_root, read_trees
 from rebuild.roots.images import make_image, tree_locations
@@ -93,24 +93,17 @@ def check_deps(ctx: Context, manifest_path: Path, image: str | None, target_name
                                        ("--installed", installed)) if value]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --image, --target, --host, --installed")
+    floors = deps.load_floors(manifest_path)  # the user's manifest's own error comes first
     if installed is not None:
-        floors, versions = deps.load_floors(manifest_path), deps.installed_from_file(installed)
+        versions = deps.installed_from_file(installed)
     elif host:
-        floors, versions = deps.load_floors(manifest_path), deps.installed_from_host()
+        versions = deps.installed_from_host()
+    elif target_name:  # an image never changes: its installed list is read once per content identity, cached
+        target = load_target(target_name, ctx.settings.home)
+        versions = deps.installed_in_image(target.tag, ctx.engine, ctx.settings.cache, target.wrap,
+                                           expected_id=pinned(target, ctx.settings.cache).image_id)
     else:
-        # an image never changes: its installed list is read once per content identity and cached
-        if target_name:
-            target = load_target(target_name, ctx.settings.home)
-            try:
-                pin = pinned(target, ctx.settings.cache)
-            except RebuildError:
-                deps.load_floors(manifest_path)  # the user's manifest's own error comes first
-                raise
-            versions = deps.installed_in_image(target.tag, ctx.engine, ctx.settings.cache, target.wrap,
-                                               expected_id=pin.image_id, manifest=manifest_path)
-        else:
-            versions = deps.installed_in_image(image, ctx.engine, ctx.settings.cache, manifest=manifest_path)
-        floors = deps.load_floors(manifest_path)
+        versions = deps.installed_in_image(image, ctx.engine, ctx.settings.cache)
     results = deps.check(floors, versions)
     click.echo(deps.results_json(results) if as_json else deps.format_table(results))
     if any(r.status != deps.OK for r in results):

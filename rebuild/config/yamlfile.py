@@ -36,7 +36,7 @@ class Sequence(list):
 
 @cache
 def _loader_class():
-    """The loader, made on first use: reading a file's bytes (a plain floors manifest) needs no YAML."""
+    """The loader, made on first use."""
     import yaml
 
     # libyaml's parser when present (a 1,000-floor manifest loads several times faster)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rebuild.config.floors import load_floors as load
-from rebuild.errors import CheckFailed, EnvironmentProblem, RebuildError, UsageError
-from rebuild.files import atomic_write, read_user_file
+from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
+from rebuild.files import MAX_TEXT, atomic_write, read_user_file
 from rebuild.log import format_table as table
 from rebuild.systems.evr import EVR, compare_evr, parse
 
@@ -47,8 +47,6 @@ _ORDER = {MISSING: 0, TOO_OLD: 1, OK: 2}
 
 
 def load_floors(path: Path) -> list[Floor]:
-    # imported here: a cached check-deps inspects the image before YAML loads
-
     return load(path)
 
 
@@ -124,32 +122,24 @@ def parse_query(code: int, output: bytes, inventory: bool = False):
 
 
 def installed_in_image(ref: str, engine_factory: Callable[[], object], cache: Path, wrap=lambda argv: argv,
-                       expected_id: str | None = None, manifest: Path | None = None,
+                       expected_id: str | None = None,
                        inspect: Callable[[str], tuple[str, str] | None] | None = None) -> dict[str, list[EVR]]:
     """What *ref*'s rpmdb lists, from ``<cache>/installed/<content identity>`` when this image's list was
     read before (an image never changes, so neither does its list; a re-made image has another identity);
     else one ``rpm -qa`` in a fresh container, stored for next time. *inspect* gives the image's (ID,
     content identity), by default as the engine says.
-    *expected_id*: the pinned ID the image must have (check-deps --target). A bad *manifest* wins over a
-    missing image or engine."""
-    try:
-        found = (inspect or (lambda r: _identity(r, engine_factory)))(ref)
-        if found is None:
-            raise EnvironmentProblem(f"image {ref} is not in the engine (`docker images` lists what is);"
-                                     " for a target run `rebuild image TARGET`")
-    except RebuildError:
-        if manifest is not None:
-            load_floors(manifest)  # raises the manifest's own error, if it has one
-        raise
+    *expected_id*: the pinned ID the image must have (check-deps --target)."""
+    found = (inspect or (lambda r: _identity(r, engine_factory)))(ref)
+    if found is None:
+        raise EnvironmentProblem(f"image {ref} is not in the engine (`docker images` lists what is);"
+                                 " for a target run `rebuild image TARGET`")
     image_id, identity = found
     if expected_id is not None and image_id != expected_id:
         raise EnvironmentProblem(f"{ref} is {image_id[:19]}, not the pinned {expected_id[:19]}; run"
                                  " `rebuild image TARGET`")
     stored = installed_path(cache, identity)
-    try:
-        return parse_query(0, stored.read_bytes())
-    except FileNotFoundError:
-        pass
+    if stored.exists():
+        return parse_query(0, read_user_file(stored, "installed list", max_bytes=MAX_TEXT))
     code, output = engine_factory().run_once(ref, wrap(["rpm", "-qa", "--qf", QUERY_FORMAT]))
     installed = parse_query(code, output)
 

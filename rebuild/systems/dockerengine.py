@@ -19,6 +19,9 @@ from rebuild.log import Log
 from rebuild.systems import dockerimages, transfer
 from rebuild.systems.dockerimages import ImageInfo, Reference
 from rebuild.systems.engine import API_VERSION, LABEL, START_ENGINE_HINT, Mount, transfer_is_archive
+from rebuild.systems.urls import redact
+
+PING_DEADLINE = 20  # seconds for an engine to answer its first call (a local one answers in milliseconds)
 
 
 class DockerContainer:
@@ -70,11 +73,11 @@ class DockerContainer:
             # the raw stream, closed here
             sock = self._api.exec_start(exec_id, socket=True)
             try:
-                for chunk in frames(sock):
+                for chunk in transfer.frames(sock):
                     if output:
                         output(chunk)
             finally:
-                close_stream(sock)
+                transfer.close_stream(sock)
             code = self._api.exec_inspect(exec_id)["ExitCode"]
         except APIError as exc:
             raise BuildFailed(f"container {self.name}: cannot run {argv[0]}: {exc.explanation or exc}") from None
@@ -89,26 +92,6 @@ class DockerContainer:
 def _bind(source: str, target: str, read_only: bool) -> dict:
     """A bind mount as the API's HostConfig.Mounts lists it."""
     return {"Type": "bind", "Source": source, "Target": target, "ReadOnly": read_only}
-
-
-def frames(stream) -> Iterator[bytes]:
-    """The payloads of a multiplexed (non-tty) exec or attach stream, stdout and stderr alike, to its end."""
-    from docker.utils.socket import frames_iter
-
-    return (data for _, data in frames_iter(stream, False))
-
-
-def close_stream(stream) -> None:
-    """Close a stream the SDK handed out (its SocketIO leaves the socket open on close()). Over ssh:// the
-    stream is an ssh process's pipes; one whose process has ended already raises BrokenPipeError: it is
-    closed then."""
-    inner = getattr(stream, "_sock", None)
-    try:
-        stream.close()
-        if inner is not None:
-            inner.close()
-    except OSError:
-        pass
 
 
 @contextmanager
@@ -250,14 +233,20 @@ class DockerEngine:
         return self._shared["sdk"]
 
     def _ping(self, api) -> None:
+        timeout, api.timeout = api.timeout, PING_DEADLINE  # an address that never answers: exit 3 soon
         try:
             api.ping()
         except Exception as exc:  # noqa: BLE001 - APIError, OSError, or the SDK's own connection errors
             self._unreachable(str(exc))
+        finally:
+            api.timeout = timeout
 
     def _unreachable(self, reason: str):
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        where = redact(os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
         reason = reason.split("\n")[0]
+        if "timed out" in reason.lower():
+            raise EnvironmentProblem(f"Docker engine at {where} did not answer within {PING_DEADLINE} s;"
+                                     " is that the engine's address?") from None
         if "too new" in reason or "client version" in reason:
             raise EnvironmentProblem(
                 f"Docker engine at {where} is too old: rebuild needs API {API_VERSION} (Docker 20.10 or newer)"
@@ -350,7 +339,7 @@ class DockerEngine:
             raise error(f"container {name}: {exc.explanation or exc}") from None
         finally:
             if stream is not None:
-                close_stream(stream)
+                transfer.close_stream(stream)
             if created is not None:
                 self._remove(created["Id"], name)
             if hosts_dir:
@@ -368,7 +357,7 @@ class DockerEngine:
         """One command as the container's own process: no keep-alive, no exec, no kill."""
         self._log.command(["docker", "run", "--rm", "--network", "none", image, *argv], "engine")
         with self._started(image, argv, error=EnvironmentProblem, user=user or "", attach=True) as (container_id, _, sock):
-            output = b"".join(frames(sock))  # ends when the process does
+            output = b"".join(transfer.frames(sock))  # ends when the process does
             return int(self.api.wait(container_id)["StatusCode"]), output
 
     def _remove(self, container_id: str, name: str) -> None:

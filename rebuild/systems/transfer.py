@@ -4,7 +4,7 @@ this host's folders (``DOCKER_HOST=tcp://`` or ``ssh://``): what a bind mount sh
 ``archive_of`` packs a host file or folder under the path it has in the container, owned by the mount's
 owner; ``extract`` unpacks what the engine sends back into the host folder with tarfile's ``data`` filter
 (no absolute names, no ``..``, no link leaving the folder, no device files): a container's output is
-not trusted.
+not trusted. ``frames`` and ``close_stream`` read and close the streams of exec and attach.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
 from rebuild.errors import BuildFailed
@@ -157,3 +157,26 @@ def copy_mounts(api, container_id: str, mounts: list[Mount], log: Log, owner: Pa
         except APIError as exc:
             raise BuildFailed(f"cannot copy {', '.join(str(m.source) for m in mounts)} into the container:"
                               f" {exc.explanation or exc}") from None
+
+
+# ---------------------------------------------------------------- streams the engine hands out
+
+
+def frames(stream) -> Iterator[bytes]:
+    """The payloads of a multiplexed (non-tty) exec or attach stream, stdout and stderr alike, to its end."""
+    from docker.utils.socket import frames_iter
+
+    return (data for _, data in frames_iter(stream, False))
+
+
+def close_stream(stream) -> None:
+    """Close a stream the SDK handed out (its SocketIO leaves the socket open on close()). Over ssh:// the
+    stream is an ssh process's pipes; one whose process has ended already raises BrokenPipeError: it is
+    closed then."""
+    inner = getattr(stream, "_sock", None)
+    try:
+        stream.close()
+        if inner is not None:
+            inner.close()
+    except OSError:
+        pass
