@@ -151,10 +151,25 @@ def i686(tmp_path_factory):
 
 
 
+def _stop_test_gpg_agents() -> None:
+    """The gpg-agents that signing tests' throwaway GnuPG homes (under pytest's temporary folders) started."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not argv or not argv[0].endswith(b"gpg-agent") or b"--homedir" not in argv:
+            continue
+        home = argv[argv.index(b"--homedir") + 1].decode(errors="replace") if argv.index(b"--homedir") + 1 < len(argv) else ""
+        if "/pytest-of-" in home:
+            subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Remove the images tests made (tags rebuild-test/*; each run makes them afresh) with their
     untagged parents, so repeated runs on one build host do not pile up layers. rebuild/testroot
     and every image not made here stay."""
+    _stop_test_gpg_agents()
     if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
         return  # no engine (a unit run): nothing to tidy, and no failed connection left open
     try:

@@ -75,6 +75,15 @@ class Registry:
     def __exit__(self, *exc) -> None:
         if self.proc is not None:
             _stop(self.proc)
+        self.untag()
+
+    def untag(self) -> None:
+        """Remove the tags this registry's address gave images in this host's engine (pushes and pulls)."""
+        listed = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
+                                text=True)
+        mine = [t for t in listed.stdout.split() if t.startswith(self.address + "/")]
+        if mine:
+            subprocess.run(["docker", "rmi", *mine], capture_output=True)
 
     def blob(self, digest: str) -> Path:
         hex_ = digest.split(":", 1)[1]
