@@ -201,7 +201,8 @@ def _why(pool, solver, metas: dict, install: list[PackageMeta], jobs, wants: lis
 
     import solv
 
-    chosen = {sid for sid, meta in metas.items() if meta in install}
+    in_root = {id(meta) for meta in install}  # the very objects metas holds: a set, not a scan of a list per package
+    chosen = {sid for sid, meta in metas.items() if id(meta) in in_root}
     why: dict = {}
     queue: deque = deque()
     for job, want in zip(jobs, wants, strict=False):
