@@ -5,9 +5,27 @@
 ``roots`` (image, check-deps),
 ``results`` (publish, verify), ``evidence`` (diff, verify-provenance), ``mail`` (audit-mc, probe-smtp),
 ``host`` (doctor, shell).
+
+SIGTERM is an interrupt from the first moment the command line loads (before its modules do), and an
+interrupt while they load is exit 130 with one line, as it is later: nothing has been made yet.
 """
 
-from rebuild.cli import build, evidence, host, mail, plans, results, roots  # noqa: F401 - each registers its commands
-from rebuild.cli.main import cli, main
+import signal
+import sys
+import threading
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, _on_sigterm)
+try:
+    from rebuild.cli import build, evidence, host, mail, plans, results, roots  # noqa: F401 - each registers its commands
+    from rebuild.cli.main import cli, main
+except KeyboardInterrupt:
+    print("rebuild: interrupted while starting; nothing was made", file=sys.stderr)
+    raise SystemExit(130) from None
 
 __all__ = ["cli", "main"]

@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         # The work is done and cleaned up. Python resets Ctrl-C to its default while it shuts
         # down, so one arriving now would kill the process by signal instead of the exit code
-        # already chosen: ignore it from here on.
+        # already chosen: ignore it (and SIGTERM) from here on.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _main(argv: list[str] | None) -> None:

@@ -35,3 +35,21 @@ def test_an_interrupt_raised_inside_exec_is_handled_and_said(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, proc.stderr)
     assert proc.stderr.strip().splitlines()[-1] == "rebuild: interrupted; containers and partial results were removed"
+
+
+def test_sigterm_while_the_command_line_loads_is_exit_130_with_one_line():
+    """SIGTERM a few milliseconds after start, while rebuild's modules still load: exit 130 and one line,
+    never death by the signal (the handler is set before the command modules are imported)."""
+    import time
+
+    outcomes = set()
+    for delay in (0.05, 0.1, 0.2):
+        proc = subprocess.Popen([sys.executable, "-m", "rebuild", "targets"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        outcomes.add(proc.returncode)
+        assert proc.returncode in (0, 130), (delay, proc.returncode, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
+    assert 130 in outcomes, "at least one signal landed while rebuild ran"
