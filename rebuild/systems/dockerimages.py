@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
 from rebuild.files import sha256_bytes
+from rebuild.systems.urls import redact_value
 
 # REPOSITORY[:TAG]@sha256:HEX, the repository possibly with a registry host and port
 REFERENCE = re.compile(r"^(?P<repository>[a-z0-9]+(?:[._:-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
@@ -48,7 +49,7 @@ def parse_reference(text: str, where: str = "--pull") -> Reference:
     if not match:
         hint = " (a tag alone can be moved to other content: give the digest `rebuild image --push` printed)" \
             if "@" not in text else ""
-        raise UsageError(f"{where} {text!r}: expected REPOSITORY[:TAG]@sha256:<64 hex digits>{hint}")
+        raise UsageError(f"{where} {redact_value(text)!r}: expected REPOSITORY[:TAG]@sha256:<64 hex digits>{hint}")
     return Reference(match["repository"], match["tag"], match["digest"])
 
 
@@ -80,7 +81,7 @@ def push(client, image: str, repository: str, tag: str, log) -> str:
     import docker.errors
 
     if not REPOSITORY.match(repository):
-        raise UsageError(f"--push {repository!r}: not a repository name (e.g. 127.0.0.1:5000/rebuild/rh73)")
+        raise UsageError(f"--push {redact_value(repository)!r}: not a repository name (e.g. 127.0.0.1:5000/rebuild/rh73)")
     client.api.tag(image, repository, tag)
     digest = None
     try:

@@ -44,6 +44,14 @@ def redact(url: str) -> str:
     return urlunsplit(parsed._replace(netloc=netloc, query=query))
 
 
+def redact_value(text: str) -> str:
+    """Any value a user gave that may hold credentials (a URL, an image reference ``user:pw@host/repo``,
+    one with ``?token=``), redacted as a URL is."""
+    if "://" in text:
+        return redact(text)
+    return redact("//" + text)[2:] if ("@" in text or "?" in text) else text
+
+
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 

@@ -46,3 +46,11 @@ def test_a_password_in_an_ssh_engine_address_is_never_printed():
     proc = quietly("doctor", env={"DOCKER_HOST": "ssh://builder:s3cret-pw@127.0.0.1:1"}, timeout=120)
     assert "s3cret-pw" not in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_refused_image_reference_is_printed_without_its_password():
+    for flag, value in (("--pull", "https://u:s3cret-pw@127.0.0.1:5/x:1"), ("--pull", "u:s3cret-pw@127.0.0.1:5/x:1"),
+                        ("--pull", "127.0.0.1:5/x:1?token=s3cret-pw"), ("--push", "https://u:s3cret-pw@127.0.0.1:5/x")):
+        proc = quietly("image", "testroot", flag, value)
+        one_line_error(proc, 2)
+        assert "s3cret-pw" not in proc.stderr and "***" in proc.stderr, proc.stderr
