@@ -16,6 +16,7 @@ from pathlib import Path
 from rebuild.config.recipe import SpecEdits
 from rebuild.errors import UsageError
 from rebuild.files import atomic_write, read_user_file
+from rebuild.pipeline import specrules
 from rebuild.pipeline.backport import apply_backport
 
 _LOOKS_LIKE_SPEC = re.compile(r"^\s*(?:(?:Name|Version|Release|Summary)\s*:|%(?:define|global|description|prep)\b)", re.M | re.I)
@@ -201,12 +202,14 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
                              f" {', '.join(sorted({md.name for _, _, md in live}))}); give {base_name(name)}()")
         conditional = _edit_conditional(spec, base_name(name), value, result)
         if not live and conditional:
-            _note_conditional_defaults(spec, base_name(name), result, advise=True)
+            specrules.note_conditional_defaults(spec, base_name(name), result.notes, advise=True)
             continue
         if not live:
-            raise UsageError(_nothing_to_edit(spec, name))
-        _refuse_if_a_tag_sets(spec, base_name(name))
-        _note_conditional_defaults(spec, base_name(name), result)
+            raise UsageError(specrules.nothing_to_edit(spec, base_name(name)))
+        specrules.refuse_if_a_tag_sets(spec, base_name(name))
+        specrules.refuse_if_a_bcond_overrides(spec, base_name(name), [start for start, _, _ in live])
+        specrules.note_conditional_defaults(spec, base_name(name), result.notes)
+        untaken = specrules.untaken_branches(spec.bodies)
         if len(live) > 1:
             lines = ", ".join(str(s + 1) for s, _, _ in live)
             result.notes.append(f"{path.name}: {name} is defined {len(live)} times (lines {lines}); all are edited")
@@ -220,6 +223,9 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
                                     f" does it silently), so its definition of {base_name(name)} runs: edited too")
             if md.name != base_name(md.name):
                 result.notes.append(f"{where}: {md.name} is a parametric macro; its body is set, its options kept")
+            if start in untaken:
+                result.notes.append(f"{where}: inside {untaken[start]}, which is false for this spec's own"
+                                    f" definitions: rpm skips this definition of {base_name(name)} (edited all the same)")
             if md.body == value:
                 result.notes.append(f"{where}: {name} is already {value}; nothing to change")
                 continue
@@ -248,25 +254,6 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
     return result
 
 
-_TAG_MACROS = {"name": "Name", "version": "Version", "release": "Release"}
-
-
-def _refuse_if_a_tag_sets(spec: SpecText, name: str) -> None:
-    """rpm sets %name, %version and %release from their tags: a literal tag (not made of the macro) decides
-    the package's value, whatever the %define says, so editing the %define would change nothing built."""
-    tag = _TAG_MACROS.get(name)
-    if tag is None:
-        return
-    pattern = re.compile(rf"^{tag}\s*:\s*(.*?)\s*$", re.I)
-    uses = re.compile(rf"%\{{?[!?]*{name}\b")
-    for number, body in enumerate(spec.bodies, 1):
-        m = pattern.match(body)
-        if m and not uses.search(m.group(1)):
-            raise UsageError(f"{spec.path}:{number}: the {tag}: tag is the literal {m.group(1)!r}, and rpm sets"
-                             f" %{name} from it: editing %define {name} would change nothing built; edit the"
-                             f" {tag}: tag itself" + (" (or give --release-suffix)" if name == "release" else ""))
-
-
 def _edit_conditional(spec: SpecText, name: str, value: str, result: EditResult) -> int:
     """Definitions of *name* inside a conditional on another macro (``%{?rh7:%define errata 73}``, as 2000s specs
     for several releases wrote them): rpm runs the one whose condition holds, so each is set to *value* and
@@ -293,30 +280,6 @@ def _edit_conditional(spec: SpecText, name: str, value: str, result: EditResult)
 
         spec.bodies[i] = pattern.sub(edit, body)
     return count
-
-
-def _nothing_to_edit(spec: SpecText, name: str) -> str:
-    """Why *name* cannot be set: no definition, or only a conditional default."""
-    base = base_name(name)
-    pattern = re.compile(r"%\{!?\?" + re.escape(base) + r":\s*%(?:define|global)\s+" + re.escape(base) + r"\b")
-    for i, body in enumerate(spec.bodies):
-        if pattern.search(body):
-            return (f"{spec.path}:{i + 1}: the only definition of {base} is the conditional default here, which"
-                    f" applies only when {base} is not defined yet: define it first with --add {base}=VALUE"
-                    f" (spec.add_macros in a recipe)")
-    return (f"{spec.path}: macro {base!r} has no %define or %global to change; check the name, or define a new"
-            f" one with --add {base}=VALUE (spec.add_macros in a recipe)")
-
-
-def _note_conditional_defaults(spec: SpecText, name: str, result: EditResult, advise: bool = False) -> None:
-    pattern = re.compile(r"%\{!?\?" + re.escape(name) + r":\s*%(?:define|global)\s+" + re.escape(name) + r"\b")
-    for i, body in enumerate(spec.bodies):
-        if pattern.search(body):
-            result.notes.append(
-                f"{spec.path.name}:{i + 1}: conditional default of {name} left alone (it only applies when {name} is"
-                f" not already defined)" + (f"; where none of the conditions above holds it still gives {name} its"
-                                            f" default: to set it in every case, --add {name}=VALUE" if advise else "")
-            )
 
 
 def _add_macro(spec: SpecText, name: str, value: str, result: EditResult) -> None:
