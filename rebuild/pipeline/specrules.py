@@ -207,17 +207,15 @@ class _Expression:
         return None
 
     def _or(self):
-        value = self._and()
-        while self._take("||"):
-            right = self._and()
-            value = value or right
-        return value
+        return self._chain("||", self._and, lambda left, right: left or right)
 
     def _and(self):
-        value = self._compare()
-        while self._take("&&"):
-            right = self._compare()
-            value = value and right
+        return self._chain("&&", self._compare, lambda left, right: left and right)
+
+    def _chain(self, word: str, operand, combine):
+        value = operand()
+        while self._take(word):
+            value = combine(value, operand())
         return value
 
     def _compare(self):
