@@ -99,8 +99,8 @@ class EditResult:
     def diff(self, name: str | None = None) -> str:
         name = name or self.spec.path.name
         lines = difflib.unified_diff(
-            self.original.splitlines(keepends=True),
-            self.edited.splitlines(keepends=True),
+            _lines(self.original),
+            _lines(self.edited),
             fromfile=f"a/{name}",
             tofile=f"b/{name}",
         )
@@ -108,6 +108,12 @@ class EditResult:
         for line in lines:
             out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
         return "".join(out)
+
+
+def _lines(text: str) -> list[str]:
+    """*text* in lines ending at \\n only (a lone CR, form feed or other separator str.splitlines knows is
+    part of a spec line)."""
+    return [piece + "\n" for piece in text.split("\n")[:-1]] + ([text.rsplit("\n", 1)[-1]] if not text.endswith("\n") else [])
 
 
 # rpm reads "# %define x 1" (a comment) as a definition too, and "%global x\\" (no blank before the
@@ -119,9 +125,14 @@ _RUNS = re.compile(r"^\s*(?:#\s*)?%(?:define|global)\b")
 _TIGHT_BACKSLASH = re.compile(r"^(\s*#?\s*%(?:define|global)\s+[A-Za-z_][A-Za-z0-9_]*(?:\([^)]*\))?)\\$")
 
 
+# "%define x: 80": rpm 4.18 warns ("needs whitespace before body") and defines x as ": 80"
+_COLON_NAME = re.compile(r"^(\s*#?\s*%(?:define|global)\s+[A-Za-z_][A-Za-z0-9_]*):(?=\s)")
+
+
 def _parser_view(line: str) -> str:
     """*line* as specfile's parser must see it to find every definition rpm runs."""
     line = _COMMENTED.sub(lambda m: "#" + m.group(2), line)
+    line = _COLON_NAME.sub(lambda m: m.group(1) + " :", line)
     return _TIGHT_BACKSLASH.sub(lambda m: m.group(1) + " \\", line)
 
 
@@ -226,6 +237,9 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
             if start in untaken:
                 result.notes.append(f"{where}: inside {untaken[start]}, which is false for this spec's own"
                                     f" definitions: rpm skips this definition of {base_name(name)} (edited all the same)")
+            if _COLON_NAME.match(spec.bodies[start]):
+                result.notes.append(f"{where}: `{spec.bodies[start].strip()}` has no blank before its body (rpm 4.18"
+                                    f" warns and takes the colon into it): written with a blank, without the colon")
             if md.body == value:
                 result.notes.append(f"{where}: {name} is already {value}; nothing to change")
                 continue
@@ -259,13 +273,13 @@ def _edit_conditional(spec: SpecText, name: str, value: str, result: EditResult)
     for several releases wrote them): rpm runs the one whose condition holds, so each is set to *value* and
     named in a note with its condition. Returns how many there were. A conditional default of *name* itself
     (``%{!?errata:%global errata 80}``) is not one of them."""
-    pattern = re.compile(r"(%\{(!?)\?([A-Za-z_]\w*):\s*%(?:define|global)\s+" + re.escape(name) + r"\s+)([^{}%]*?|"
+    pattern = re.compile(r"(%\{(!?\?!?)([A-Za-z_]\w*):\s*%(?:define|global)\s+" + re.escape(name) + r"\s+)([^{}%]*?|"
                          r"(?:[^{}]|%\{[^{}]*\})*?)(\s*\})")
     count = 0
     for i, body in enumerate(spec.bodies):
         def edit(m: re.Match, i: int = i) -> str:
             nonlocal count
-            negated, condition = m.group(2), m.group(3)
+            negated, condition = "!" in m.group(2), m.group(3)  # rpm reads %{?!x: as %{!?x:
             if condition == name:
                 return m.group(0)
             count += 1

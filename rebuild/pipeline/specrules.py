@@ -71,7 +71,7 @@ def nothing_to_edit(spec, base: str) -> str:
     for i, line, _ in _bconds(spec.bodies, switch) if switch else []:
         return (f"{spec.path}:{i + 1}: {base} is made by `{line}`, not by a %define: change its default there"
                 f" (%bcond_with {switch}: off, %bcond_without {switch}: on), or build with --with/--without {switch}")
-    pattern = re.compile(r"%\{!?\?" + re.escape(base) + r":\s*%(?:define|global)\s+" + re.escape(base) + r"\b")
+    pattern = re.compile(r"%\{!?\?!?" + re.escape(base) + r":\s*%(?:define|global)\s+" + re.escape(base) + r"\b")
     for i, body in enumerate(spec.bodies):
         if pattern.search(body):
             return (f"{spec.path}:{i + 1}: the only definition of {base} is the conditional default here, which"
@@ -82,7 +82,7 @@ def nothing_to_edit(spec, base: str) -> str:
 
 
 def note_conditional_defaults(spec, name: str, notes: list[str], advise: bool = False) -> None:
-    pattern = re.compile(r"%\{!?\?" + re.escape(name) + r":\s*%(?:define|global)\s+" + re.escape(name) + r"\b")
+    pattern = re.compile(r"%\{!?\?!?" + re.escape(name) + r":\s*%(?:define|global)\s+" + re.escape(name) + r"\b")
     for i, body in enumerate(spec.bodies):
         if pattern.search(body):
             notes.append(

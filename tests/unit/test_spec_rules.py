@@ -74,3 +74,25 @@ def test_elif_and_nesting():
     untaken = untaken_branches(bodies)
     assert set(untaken) == {2, 6, 9}
     assert untaken[6] == "`%if 0` (line 6)" and "%else" in untaken[9]
+
+
+def test_a_colon_after_the_name_is_a_definition_rpm_runs(tmp_path):
+    """rpm 4.18 runs `%define errata: 80` (with a warning, the colon in the body): it is edited, and said."""
+    path, result = _patch(tmp_path, "%define errata: 80\n", errata="73")
+    assert path.read_text().startswith("%define errata 73\n")
+    assert any("no blank before its body" in n for n in result.notes)
+
+
+def test_the_not_defined_spelling_with_the_bang_second_is_a_conditional_default(tmp_path):
+    with pytest.raises(UsageError, match="the only definition of errata is the conditional default"):
+        _patch(tmp_path, "%{?!errata:%define errata 80}\n", errata="73")
+    path, result = _patch(tmp_path, "%define errata 80\n%{?!rh7:%define errata 81}\n", errata="73")
+    assert "%{?!rh7:%define errata 73}" in path.read_text()
+    assert any("when rh7 is not defined" in c for c in result.changes)
+
+
+def test_the_diff_keeps_a_line_with_a_lone_cr_whole(tmp_path):
+    path, result = _patch(tmp_path, "%define errata 80\nSummary2: a\rb\n", errata="73")
+    diff = result.diff()
+    assert " Summary2: a\rb\n" in diff, diff
+    assert all(line[:1] in " +-@\\" for line in diff.split("\n") if line), "every line of the diff is a diff line"
