@@ -177,6 +177,10 @@ def build(inputs: BuildInputs, engine: Engine, log: Log, progress: Progress = QU
             expected = manifest.spec.release_after if manifest.spec else None
             if expected and srpms[0].release != expected:
                 raise BuildFailed(f"rpmbuild built release {srpms[0].release}, but the edited spec says {expected}")
+            suffix = recipe.spec.release_suffix
+            for stale in [o for o in outputs if suffix and not o.release.endswith(suffix)][:1]:  # subpackages too
+                raise BuildFailed(f"{stale.file}: release {stale.release} does not end in {suffix} (a subpackage's"
+                                  " own Release: the suffix did not reach?)")
         manifest = replace(manifest, outputs=tuple(outputs))
         result_dir = ResultDir(staging)
         if recipe.checks and variant.run_checks:

@@ -171,6 +171,31 @@ def test_the_index_trusts_no_file_of_the_result_folder(setup, tmp_path):
     assert not rebuilt()
 
 
+def test_a_release_suffix_must_reach_every_package_built(setup, tmp_path):
+    """--release-suffix: a binary package (a subpackage with its own Release:) built without it fails the
+    build, naming the file."""
+    recipe, target, engine, settings, out = setup
+    suffixed = SPEC.replace("%define errata 80", "%define errata 73").replace("Release: 3.%{errata}",
+                                                                                "Release: 3.%{errata}.rb1")
+    _rpmbuild(suffixed, tmp_path / "rb1", "-bs")
+    plain_rpmbuild = engine.answers[("rpmbuild", "-ba")]
+
+    def rpmbuild(argv, mounts):
+        code, text = plain_rpmbuild(argv, mounts)
+        for old in (mounts["/build"] / "SRPMS").glob("*.rpm"):
+            old.unlink()
+        for rpm in (tmp_path / "rb1" / "SRPMS").glob("*.rpm"):
+            shutil.copy(rpm, mounts["/build"] / "SRPMS" / rpm.name)
+        return code, text
+
+    engine.answers[("rpmbuild", "-ba")] = rpmbuild
+    engine.answers[("rpmspec", "-q")] = (0, b"3.73.rb1\nrpm-build >= 4\n")
+    recipe = dataclasses.replace(recipe, spec=dataclasses.replace(recipe.spec, release_suffix=".rb1"))
+    with pytest.raises(BuildFailed, match=r"RPMS/noarch/greeting-2.1-3.73.noarch.rpm: release 3.73 does not end in"
+                                          r" .rb1"):
+        build(resolve(recipe, target, BuildOptions(out), settings), engine, Log(quiet=True))
+
+
 def test_failed_rpmbuild_keeps_logs_not_a_result(setup):
     recipe, target, engine, settings, out = setup
     engine.answers[("rpmbuild", "-ba")] = (1, b"error: compiler says no\n")
