@@ -15,12 +15,15 @@ import sys
 import threading
 
 
-def _on_sigterm(signum, frame):
-    raise KeyboardInterrupt
+def _on_sigterm_while_starting(signum, frame):
+    # SystemExit, not KeyboardInterrupt: one raised while a module builds a class (inside exec()) would be
+    # re-raised by CPython 3.11 as death by SIGINT; nothing has been made yet, so there is nothing to undo
+    print("rebuild: interrupted while starting; nothing was made", file=sys.stderr)
+    raise SystemExit(130)
 
 
 if threading.current_thread() is threading.main_thread():
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_sigterm_while_starting)  # main() sets its own once the commands load
 try:
     from rebuild.cli import build, evidence, host, mail, plans, results, roots  # noqa: F401 - each registers its commands
     from rebuild.cli.main import cli, main

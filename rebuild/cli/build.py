@@ -23,7 +23,6 @@ from rebuild.hostcmd import run
 from rebuild.pipeline import fetch as fetching
 from rebuild.pipeline.batch import NotBuilt, build_many, summary_table
 from rebuild.pipeline.chain import ChainPlan, build_chain, read_members, results_repository, waves, with_repository
-from rebuild.pipeline.fetch import Cache, fetch_urls
 from rebuild.pipeline.inputs import BuildOptions, BuildRequest, resolve
 from rebuild.pipeline.spec import patch_file
 from rebuild.pipeline.speccheck import check_in_container
@@ -32,6 +31,7 @@ from rebuild.settings import parse_mirrors
 from rebuild.systems.download import FetchOptions
 from rebuild.systems.evr import compare
 from rebuild.systems.rpmfile import payload
+from rebuild.systems.store import Cache, fetch_urls
 from rebuild.systems.urls import file_name, redact, with_mirrors
 
 
@@ -319,7 +319,7 @@ def fetch(ctx: Context, source: str, sha: str | None, dest: Path | None, lock: b
     sha = sha.lower() if sha else None
     pairs = ctx.settings.mirrors + parse_mirrors(" ".join(mirrors))
     options = FetchOptions(max_size=max_size, read_timeout=timeout, deadline=deadline)
-    cache = fetching.Cache(ctx.settings.cache)
+    cache = Cache(ctx.settings.cache)
     with ctx.log.step(f"fetch {redact(source)}"):
         if source.endswith((".yaml", ".yml")) and Path(source).is_file():
             fetched = fetching.fetch_recipe(load_recipe(Path(source)), sha256=sha, lock=lock, mirrors=pairs,
@@ -328,7 +328,7 @@ def fetch(ctx: Context, source: str, sha: str | None, dest: Path | None, lock: b
             name = file_name(source)
             if not name:
                 raise UsageError(f"{redact(source)}: neither a recipe file nor a URL naming a file")
-            fetched = fetching.fetch_urls(with_mirrors([source], pairs), filename=name, sha256=sha,
+            fetched = fetch_urls(with_mirrors([source], pairs), filename=name, sha256=sha,
                                           allow_unpinned=lock, options=options, log=ctx.log, cache=cache)
             if not sha:
                 ctx.log.warn(f"TRUST ON FIRST USE: {name} has sha256 {fetched.sha256}; pin it with --sha256")

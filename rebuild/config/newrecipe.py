@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from rebuild.config.recipe import Recipe, check_srpm_name, check_url, load_recipe
+from rebuild.config.recipe import Recipe, check_srpm_name, load_recipe
 from rebuild.errors import UsageError
 from rebuild.files import atomic_write, sha256_file
 from rebuild.pipeline.spec import release_uses
-from rebuild.systems.urls import file_name, local_path, redact, redact_text
+from rebuild.systems.urls import check_url, file_name, local_path, redact, redact_text
 
 IMPLIED = ".implied"  # under --out: the recipes bare SRPMs imply
 

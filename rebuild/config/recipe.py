@@ -25,6 +25,7 @@ from rebuild.config.yamlfile import (
 )
 from rebuild.errors import ConfigError, RebuildError, UsageError
 from rebuild.files import SAFE_NAME, read_user_file
+from rebuild.systems.urls import check_url
 
 # a macro's name, with the options of a parametric macro where it is one: errata, foo(), foo(a:b)
 MACRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\([A-Za-z0-9:-]*\))?$")
@@ -136,24 +137,6 @@ def check_srpm_name(name: str) -> str | None:
         return f"{name!r} must name a .src.rpm file"
     if "/" in name or "\\" in name or not SAFE_NAME.match(name):
         return f"{name!r} must be a bare file name (letters, digits, . _ + ~ ^ -), not a path"
-    return None
-
-
-def check_url(url: str) -> str | None:
-    """Why *url* cannot be fetched, or None (a path without a scheme is fine)."""
-    try:
-        parsed = urlparse(url)
-        parsed.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        return f"malformed URL {url!r} ({exc})"
-    if not parsed.scheme:
-        return None
-    if parsed.scheme not in ("http", "https", "file"):
-        return f"{parsed.scheme}:// is not supported; use http, https, file or a path"
-    if any(ch.isspace() or not ch.isprintable() for ch in url):
-        return f"URL {url!r} holds a space or a control character; percent-encode it"
-    if parsed.scheme in ("http", "https") and not parsed.hostname:
-        return f"URL {url!r} has no host"
     return None
 
 

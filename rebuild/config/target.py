@@ -7,11 +7,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rebuild.config.recipe import check_url
 from rebuild.config.yamlfile import check_keys, did_you_mean, expect_mapping, expect_str, expect_str_list, load_yaml
 from rebuild.errors import ConfigError, UsageError
 from rebuild.settings import Settings
 from rebuild.systems.dockerimages import parse_reference
+from rebuild.systems.urls import check_url
 
 _METHODS = ("debootstrap", "rpmtree")
 _PERSONALITIES = ("linux32", "linux64")

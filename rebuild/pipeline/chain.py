@@ -26,7 +26,7 @@ from rebuild.errors import BuildFailed, UsageError
 from rebuild.files import atomic_write, sha256_file
 from rebuild.log import Log
 from rebuild.pipeline.batch import FAILURE_TAIL, BatchItem, NotBuilt, build_many
-from rebuild.pipeline.fetch import Cache, locate_srpm
+from rebuild.pipeline.fetch import locate_srpm
 from rebuild.pipeline.inputs import BuildRequest
 from rebuild.pipeline.result import MANIFEST, ResultDir
 from rebuild.roots.pins import check_image
@@ -34,6 +34,7 @@ from rebuild.roots.solver import parse_dep, satisfies
 from rebuild.settings import Settings
 from rebuild.systems.engine import Engine, Mount
 from rebuild.systems.rpmfile import read_info, source_buildrequires
+from rebuild.systems.store import Cache
 
 ORIGIN = "chain"
 #: where a chain's repository lives under the results folder: .chain/<chain id>/

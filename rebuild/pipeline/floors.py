@@ -19,6 +19,7 @@ from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
 from rebuild.files import MAX_TEXT, atomic_write, read_user_file
 from rebuild.log import format_table as table
 from rebuild.systems.evr import EVR, compare_evr, parse
+from rebuild.systems.store import installed_list
 
 if TYPE_CHECKING:
     from rebuild.config.floors import Floor, FloorsManifest
@@ -103,12 +104,6 @@ def installed_from_host() -> dict[str, list[EVR]]:
     return installed
 
 
-def installed_path(cache: Path, identity: str) -> Path:
-    """Where the package list of the image with content *identity* is kept: read by check-deps and by
-    builds (their floors and SBOM); an image never changes, so neither does its list."""
-    return cache / "installed" / identity.split(":")[-1]
-
-
 def parse_query(code: int, output: bytes, inventory: bool = False):
     text = output.decode(errors="replace")
     tagged = "\n".join(line[len(QUERY_TAG) + 1:] for line in text.splitlines() if line.startswith(QUERY_TAG + " "))
@@ -137,7 +132,7 @@ def installed_in_image(ref: str, engine_factory: Callable[[], object], cache: Pa
     if expected_id is not None and image_id != expected_id:
         raise EnvironmentProblem(f"{ref} is {image_id[:19]}, not the pinned {expected_id[:19]}; run"
                                  " `rebuild image TARGET`")
-    stored = installed_path(cache, identity)
+    stored = installed_list(cache, identity)
     if stored.exists():
         return parse_query(0, read_user_file(stored, "installed list", max_bytes=MAX_TEXT))
     code, output = engine_factory().run_once(ref, wrap(["rpm", "-qa", "--qf", QUERY_FORMAT]))

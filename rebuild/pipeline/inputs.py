@@ -16,10 +16,11 @@ from rebuild.config.target import Target
 from rebuild.files import sha256_file
 from rebuild.log import Log
 from rebuild.pipeline import buildindex
-from rebuild.pipeline.fetch import Cache, locate_srpm
+from rebuild.pipeline.fetch import locate_srpm
 from rebuild.pipeline.steps import TOPDIR
 from rebuild.roots.pins import Pin
 from rebuild.settings import Settings
+from rebuild.systems.store import Cache
 
 HOSTNAME = "rebuild.localdomain"
 

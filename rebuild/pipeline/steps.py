@@ -14,7 +14,7 @@ from rebuild.config.target import Target
 from rebuild.errors import BuildFailed, RebuildError, UsageError
 from rebuild.files import atomic_write, read_user_file, sha256_bytes, sha256_file
 from rebuild.log import Log
-from rebuild.pipeline.floors import QUERY_FORMAT, FloorsReport, check_in_container, installed_path, parse_query
+from rebuild.pipeline.floors import QUERY_FORMAT, FloorsReport, check_in_container, parse_query
 from rebuild.pipeline.result import SpecReport
 from rebuild.pipeline.spec import SpecText, encoded, release_uses
 from rebuild.pipeline.spec import edit_spec as edit
@@ -22,6 +22,7 @@ from rebuild.pipeline.tools import PROBE, TOOL_MACROS, Tools, tools_from_probe
 from rebuild.pipeline.workdir import LogSink, StateLog, failure_cause, tail
 from rebuild.systems.engine import Container
 from rebuild.systems.rpmfile import RpmInfo
+from rebuild.systems.store import installed_list
 
 TOPDIR = "/build"
 SRPM_DIR = "/srpm"
@@ -169,7 +170,7 @@ def probe_cache_path(cache: Path, identity: str | None) -> Path | None:
         return None
     script = hashlib.sha256((PROBE + " ".join(TOOL_MACROS)).encode()).hexdigest()[:12]
 
-    listed = installed_path(cache, identity)
+    listed = installed_list(cache, identity)
     return listed.with_name(f"{listed.name}.probe-{script}")
 
 
@@ -310,7 +311,7 @@ def inventory(step: Step, identity: str | None = None, cache: Path | None = None
     shared with check-deps."""
 
     debian = step.target.image.method == "debootstrap"
-    stored = installed_path(cache, identity) if identity and cache else None
+    stored = installed_list(cache, identity) if identity and cache else None
     try:
         if stored is not None:
             rpm_raw = stored.read_bytes()

@@ -20,10 +20,10 @@ from rebuild.config.target import Target
 from rebuild.errors import CheckFailed, ConfigError, UsageError
 from rebuild.files import atomic_write, read_json, read_user_file, sha256_file
 from rebuild.log import Log
-from rebuild.pipeline.fetch import Cache, fetch_urls
 from rebuild.roots.lock import LockedPackage, RootLock, locked_package
 from rebuild.roots.solver import Solution, Want, solve
 from rebuild.roots.treeindex import IndexStats, PackageMeta, read_tree
+from rebuild.systems.store import Cache, fetch_urls
 from rebuild.systems.urls import local_path, redact, with_credentials
 
 FETCH_PARALLEL = 4

@@ -17,6 +17,7 @@ from rebuild.config.target import Target
 from rebuild.errors import EnvironmentProblem, UsageError
 from rebuild.files import atomic_write, read_json
 from rebuild.settings import Settings
+from rebuild.systems.store import images_dir
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def image_dir(target: Target, cache: Path | None = None) -> Path:
     project folders defining a target of the same name keep their own pins, roots and locks."""
     if cache is None:
         cache = Settings.from_env().cache
-    return cache / "images" / target.name / target.image_key[:12]
+    return images_dir(cache) / target.name / target.image_key[:12]
 
 
 def read_pin(target: Target, cache: Path | None = None) -> Pin | None:

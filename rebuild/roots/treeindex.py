@@ -26,6 +26,7 @@ from rebuild.errors import EnvironmentProblem, UsageError
 from rebuild.files import atomic_write, open_regular, read_user_file
 from rebuild.log import Log
 from rebuild.roots.treehttp import HEADER_MAGIC, MAX_HDLIST, byte_range, get, header_size, rpm_links
+from rebuild.systems.store import headers_dir
 from rebuild.systems.urls import local_path, redact
 
 INDEX_FORMAT = 2  # cached indexes of another format are read again
@@ -111,7 +112,7 @@ class HeaderCache:
     """Parsed headers under ``<cache>/headers/``, one JSON file per key."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root) / "headers"
+        self.root = headers_dir(root)
 
     def _path(self, key: str) -> Path:
         return self.root / hashlib.sha256(f"{INDEX_FORMAT}:{key}".encode()).hexdigest()

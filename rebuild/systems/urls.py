@@ -4,11 +4,29 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 # query parameters whose values are secrets (signed URLs, tokens)
 _SECRET_PARAM = re.compile(r"(?i)^(x-amz-signature|x-amz-credential|x-amz-security-token|sig|signature|token|"
                            r"access_token|auth|key|api_key|apikey|password|passwd|secret|private_token)$")
+
+
+def check_url(url: str) -> str | None:
+    """Why *url* cannot be fetched, or None (a path without a scheme is fine)."""
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        return f"malformed URL {url!r} ({exc})"
+    if not parsed.scheme:
+        return None
+    if parsed.scheme not in ("http", "https", "file"):
+        return f"{parsed.scheme}:// is not supported; use http, https, file or a path"
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return f"URL {url!r} holds a space or a control character; percent-encode it"
+    if parsed.scheme in ("http", "https") and not parsed.hostname:
+        return f"URL {url!r} has no host"
+    return None
 
 
 def local_path(url: str) -> Path | None:

@@ -41,7 +41,8 @@ def test_a_credentialed_srpm_url_leaves_no_password_in_output_cache_or_repositor
 
         from rebuild.roots.pins import image_dir
 
-        shutil.copytree(image_dir(testroot).parent.parent, cache / "images", ignore=shutil.ignore_patterns("*.tar"))
+        pinned = image_dir(testroot)  # its pin and records only: no root tarball, no root a killed run left
+        shutil.copytree(pinned, image_dir(testroot, cache), ignore=shutil.ignore_patterns("*.tar", ".*"))
         built = run_cli("build", url, "--sha256", digest, "--target", "testroot", "--set", "errata=73",
                         "--out", str(out), env=env)
         assert built.returncode == 0, built.stderr

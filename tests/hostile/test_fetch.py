@@ -9,8 +9,8 @@ import time
 import pytest
 
 from rebuild.errors import EnvironmentProblem, UsageError
-from rebuild.pipeline.fetch import Cache, fetch_urls
 from rebuild.systems.download import FetchOptions
+from rebuild.systems.store import Cache, fetch_urls
 from tests.conftest import copy_case, make_srpm
 from tests.hostile.conftest import one_line_error, quietly, within
 from tests.httpfault import FaultServer

@@ -165,7 +165,7 @@ def test_build_from_pinned_http_url_fetches_once(tmp_path, testroot):
 
         from rebuild.roots.pins import image_dir
 
-        shutil.copytree(image_dir(testroot).parent.parent, cache / "images", ignore=shutil.ignore_patterns("*.tar", ".root-*"))
+        shutil.copytree(image_dir(testroot), image_dir(testroot, cache), ignore=shutil.ignore_patterns("*.tar", ".*"))
         env = {"REBUILD_CACHE": str(cache)}
         proc = run_cli("build", str(recipe), "--out", str(tmp_path / "out"), env=env)
         assert proc.returncode == 0, proc.stderr

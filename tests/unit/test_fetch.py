@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from rebuild.errors import CheckFailed, EnvironmentProblem, UsageError
-from rebuild.pipeline.fetch import Cache, fetch_urls
 from rebuild.settings import parse_mirrors
 from rebuild.systems.download import FetchOptions
+from rebuild.systems.store import Cache, fetch_urls
 from rebuild.systems.urls import redact, with_mirrors
 from tests.conftest import ROOT, copy_case, make_srpm, run_cli
 from tests.httpfault import FaultServer
