@@ -44,6 +44,8 @@ class Settings:
     keep_containers: bool = False
     ci: str | None = None  # "github", "gitlab" or None
     transfer: str = "auto"
+    docker_host: str = ""  # DOCKER_HOST, checked (the docker SDK reads it too)
+    step_summary: str | None = None  # GITHUB_STEP_SUMMARY: where publish appends its table
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -61,7 +63,8 @@ class Settings:
         # checked here, where the environment is read; the engine modules and the docker SDK take it from there
         check_docker_host(env.get("DOCKER_HOST", ""))
         return cls(home=home, cache=cache, mirrors=parse_mirrors(env.get("REBUILD_MIRROR", ""), "REBUILD_MIRROR"),
-                   keep_containers=bool(env.get("REBUILD_KEEP_CONTAINER")), ci=ci, transfer=transfer)
+                   keep_containers=bool(env.get("REBUILD_KEEP_CONTAINER")), ci=ci, transfer=transfer,
+                   docker_host=env.get("DOCKER_HOST", ""), step_summary=env.get("GITHUB_STEP_SUMMARY") or None)
 
 
 _DOCKER_HOST = re.compile(r"^(?:(?:unix|npipe|fd)://\S+|tcp://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?/?"

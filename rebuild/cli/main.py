@@ -28,7 +28,8 @@ class Context:
         self.verbose = verbose
 
     def engine(self):
-        return DockerEngine(self.log, keep_containers=self.settings.keep_containers, transfer=self.settings.transfer)
+        return DockerEngine(self.log, keep_containers=self.settings.keep_containers, transfer=self.settings.transfer,
+                            docker_host=self.settings.docker_host)
 
 
 pass_ctx = click.make_pass_decorator(Context)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
@@ -27,7 +26,7 @@ def publish(ctx: Context, results: tuple[Path, ...], repo: Path, sign_key: str |
     """Publish RESULT folders into a signed repository with createrepo_c metadata, atomically."""
 
     result = run_publish(list(results), repo, sign_key=sign_key, gpg_home=gpg_home, log=ctx.log, adopt=adopt)
-    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    summary_file = ctx.settings.step_summary
     if summary_file:
         with open(summary_file, "a") as fh:
             fh.write(step_summary(result))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rebuild.errors import BuildFailed, EnvironmentProblem
 from rebuild.log import Log
+from rebuild.settings import Settings
 from rebuild.systems import dockerimages, transfer
 from rebuild.systems.dockerimages import ImageInfo, Reference
 from rebuild.systems.engine import API_VERSION, LABEL, START_ENGINE_HINT, Mount, transfer_is_archive
@@ -120,10 +121,12 @@ def _interrupts_held() -> Iterator[None]:
 class DockerEngine:
     """The real engine, reached the way the docker CLI would (DOCKER_HOST or the local socket)."""
 
-    def __init__(self, log: Log | None = None, *, keep_containers: bool = False, transfer: str = "auto") -> None:
+    def __init__(self, log: Log | None = None, *, keep_containers: bool = False, transfer: str = "auto",
+                 docker_host: str | None = None) -> None:
         self._log = log or Log(quiet=True)
         self._keep = keep_containers
         self._transfer = transfer
+        self._host = Settings.from_env().docker_host if docker_host is None else docker_host
         # shared with for_log() copies: one connection, one set of live containers
         self._shared: dict = {"api": None, "sdk": None}
         self._live: set[tuple[str, str]] = set()
@@ -131,7 +134,7 @@ class DockerEngine:
 
     def for_log(self, log: Log) -> DockerEngine:
         """The same engine (connected on first use), echoing commands to *log* (one per parallel build)."""
-        other = DockerEngine(log, keep_containers=self._keep, transfer=self._transfer)
+        other = DockerEngine(log, keep_containers=self._keep, transfer=self._transfer, docker_host=self._host)
         other._shared, other._live, other._lock = self._shared, self._live, self._lock
         return other
 
@@ -148,7 +151,7 @@ class DockerEngine:
     @property
     def archive(self) -> bool:
         """Whether files travel as archives (the engine is not on this host, or REBUILD_TRANSFER=archive)."""
-        return transfer_is_archive(self._transfer)
+        return transfer_is_archive(self._transfer, self._host)
 
     def inspect_image(self, ref: str) -> ImageInfo | None:
         return dockerimages.inspect(self.api, ref)
@@ -225,7 +228,7 @@ class DockerEngine:
 
             try:
                 # ssh://: through the system's ssh (its keys, config and agent; no paramiko)
-                over_ssh = os.environ.get("DOCKER_HOST", "").startswith("ssh://")
+                over_ssh = self._host.startswith("ssh://")
                 self._shared["sdk"] = docker.from_env(timeout=600, version=API_VERSION, max_pool_size=32,
                                                       use_ssh_client=over_ssh)
             except (docker.errors.DockerException, OSError) as exc:
@@ -242,7 +245,7 @@ class DockerEngine:
             api.timeout = timeout
 
     def _unreachable(self, reason: str):
-        where = redact(os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
+        where = redact(self._host or "unix:///var/run/docker.sock")
         reason = reason.split("\n")[0]
         if "timed out" in reason.lower():
             raise EnvironmentProblem(f"Docker engine at {where} did not answer within {PING_DEADLINE} s;"

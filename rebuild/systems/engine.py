@@ -14,7 +14,6 @@ and through registries: ``dockerimages``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -116,9 +115,8 @@ class Engine(Protocol):
         """Run *argv* in a fresh container of *image* attached to this terminal; remove it on exit."""
 
 
-def transfer_is_archive(transfer: str, docker_host: str | None = None) -> bool:
+def transfer_is_archive(transfer: str, docker_host: str) -> bool:
     """``archive`` or ``bind`` as asked; ``auto``: archives when DOCKER_HOST names another machine's engine."""
     if transfer in ("archive", "bind"):
         return transfer == "archive"
-    host = os.environ.get("DOCKER_HOST", "") if docker_host is None else docker_host
-    return bool(host) and not host.startswith(("unix://", "npipe://", "fd://"))
+    return bool(docker_host) and not docker_host.startswith(("unix://", "npipe://", "fd://"))
