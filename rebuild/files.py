@@ -138,6 +138,24 @@ def read_json(path: Path, what: str = "JSON file", *, max_bytes: int = MAX_TEXT,
         raise UsageError(f"{path}: nested too deeply to be a {what}") from None
 
 
+def work_folder(parent: Path, prefix: str) -> Path:
+    """A fresh folder ``<prefix>-<pid>-<random>`` in *parent*, after removing those of processes that are gone
+    (a run killed with SIGKILL cannot remove its own: an unpacked root would stay in the cache for good)."""
+    import shutil
+    import tempfile
+
+    for old in Path(parent).glob(f"{prefix}-*-*"):
+        pid = old.name[len(prefix) + 1:].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(old, ignore_errors=True)
+            except PermissionError:
+                pass
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-", dir=parent))
+
+
 def is_inside(path: Path, folder: Path) -> bool:
     """Whether *path*, with every symlink resolved, lies inside *folder* (also resolved)."""
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from rebuild import hostcmd
 from rebuild.config.target import Target
 from rebuild.errors import EnvironmentProblem, UsageError
-from rebuild.files import read_json, sha256_file
+from rebuild.files import read_json, sha256_file, work_folder
 from rebuild.log import Log
 from rebuild.roots.pins import Pin, image_dir, pin_image, read_pin, write_json
 from rebuild.roots.registry import pull_image
@@ -93,7 +93,7 @@ def _debootstrap(target: Target, tarball: Path, log: Log) -> None:
     if not shutil.which("debootstrap"):
         raise EnvironmentProblem("debootstrap is not installed: `sudo apt-get install debootstrap`")
     tarball.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".root-", dir=tarball.parent))
+    work = work_folder(tarball.parent, ".root")
     root = work / "root"
     try:
         argv = ["debootstrap", "--variant=minbase"]

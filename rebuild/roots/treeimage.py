@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from rebuild import __version__, hostcmd
 from rebuild.config.target import Target
 from rebuild.errors import EnvironmentProblem, UsageError
-from rebuild.files import read_json
+from rebuild.files import read_json, work_folder
 from rebuild.log import Log
 from rebuild.roots.buildroot import (
     SNAPSHOT,
@@ -142,7 +142,7 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
         write_lock(lock_path(folder), lock)
         log.info(f"image {target.tag} is up to date ({pin.image_id[:19]})")
         return pin if pin.content_id else pin_image(target, engine, pin.image_id, made_from, cache, pin.registry)[0]
-    work = Path(tempfile.mkdtemp(prefix=".root-", dir=folder))
+    work = work_folder(folder, ".root")
     try:
         tarball, has_rpm = _root_tarball(target, folder, work, paths, lock, made_from, force, log)
         labels = {

@@ -94,3 +94,18 @@ def test_an_image_lock_over_the_bound_is_refused_without_a_hang(engine):
         assert left.stdout.strip() == "", "the reading container was removed"
     finally:
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+
+
+def test_a_work_folder_a_killed_run_left_is_removed_by_the_next(tmp_path):
+    """An unpacked root a SIGKILLed `rebuild image` left in the cache (device nodes and all) goes at the next
+    make; one of a process still running stays."""
+    from rebuild.files import work_folder
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = tmp_path / f".root-{dead.pid}-abc"
+    (left / "root" / "dev").mkdir(parents=True)
+    alive = tmp_path / f".root-{os.getppid()}-def"
+    alive.mkdir()
+    fresh = work_folder(tmp_path, ".root")
+    assert not left.exists() and alive.exists() and fresh.is_dir() and f"-{os.getpid()}-" in fresh.name
