@@ -109,3 +109,14 @@ def options(runs: int, rounds: int | None = None) -> argparse.Namespace:
 def report(figures, args: argparse.Namespace, *lines: str) -> None:
     """The figures as one JSON line (for run_all.py) with --json, else the lines for a person."""
     print(json.dumps(figures) if args.json else "\n".join(lines))
+
+
+def i686_image() -> str:
+    """The shipped i686-test target made from the i686 test tree (tests/i686tree.py), as `make demo-sendmail`
+    makes it; its image ID."""
+    from tests.i686tree import build_tree
+
+    tree = build_tree(log=lambda message: print(message, file=sys.stderr))
+    proc = subprocess.run([*REBUILD, "-q", "image", "i686-test", "--mirror", str(tree / "os"), "--updates",
+                           str(tree / "updates")], cwd=ROOT, capture_output=True, text=True, check=True)
+    return proc.stdout.split()[1]
