@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,12 @@ from rebuild.config.target import SHIPPED
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
+
+# A run started in the background of a non-interactive shell inherits SIGINT ignored, and an ignored signal
+# stays ignored across exec: every rebuild a test starts would then never see the Ctrl-C the interrupt
+# tests send. A handler (reset to the default on exec) gives each child Python's own.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def copy_case(case: str, tmp_path: Path) -> Path:
