@@ -19,6 +19,8 @@ from pathlib import Path
 
 from common import REBUILD, ROOT, median, options, report, timed, workdir
 
+from rebuild.config.target import SHIPPED
+
 
 def tree() -> Path:
     sys.path.insert(0, str(ROOT))
@@ -34,7 +36,7 @@ def main() -> dict:
     tag = "rebuild-bench/i686-test:1"
     try:
         home = tmp / "home"
-        shutil.copytree(ROOT / "containers" / "i686-test", home / "containers" / "i686-test")
+        shutil.copytree(SHIPPED / "i686-test", home / "containers" / "i686-test")
         target_yaml = home / "containers" / "i686-test" / "target.yaml"
         target_yaml.write_text(target_yaml.read_text().replace("tag: rebuild/i686-test:1", f"tag: {tag}"))
         make = [*REBUILD, "-q", "image", "i686-test", "--mirror", str(source / "os"), "--updates", str(source / "updates")]
@@ -43,8 +45,13 @@ def main() -> dict:
             env = {**os.environ, "REBUILD_HOME": str(home), "REBUILD_CACHE": str(tmp / f"cache-{i}")}
             cold.append(timed(make, env=env))
             warm.append(timed([*make, "--force"], env=env))
-            subprocess.run(["docker", "rmi", tag], capture_output=True, check=True)
+            # the tag rebuild gives the image: the definition's, with its key (`rebuild -q image` prints it)
+            made = subprocess.run(make, env=env, capture_output=True, text=True, check=True).stdout.split()[0]
+            removed = subprocess.run(["docker", "rmi", "-f", made], capture_output=True, text=True)
+            if removed.returncode != 0:
+                raise SystemExit(f"image_make.py: docker rmi {made}: {removed.stderr.strip()}")
             pruned.append(timed(make, env=env))
+            tag = made
         container = subprocess.run(["docker", "create", tag, "true"], capture_output=True, text=True,
                                    check=True).stdout.strip()
         tarball = tmp / "root.tar"
