@@ -220,6 +220,7 @@ def edit_spec(spec: SpecText, edits: SpecEdits) -> EditResult:
         specrules.refuse_if_a_tag_sets(spec, base_name(name))
         specrules.refuse_if_a_bcond_overrides(spec, base_name(name), [start for start, _, _ in live])
         specrules.note_conditional_defaults(spec, base_name(name), result.notes)
+        # per macro: an earlier edit may have folded a multi-line body into one line, moving the lines after it
         untaken = specrules.untaken_branches(spec.bodies)
         if len(live) > 1:
             lines = ", ".join(str(s + 1) for s, _, _ in live)

@@ -190,7 +190,6 @@ def fetch_urls(
     if sha256:
         hit = cache.get(sha256, filename)
         if hit is not None:
-            _check_nevra(hit, expected_nevra, str(hit))
             return Fetched(hit, sha256, None, hit.stat().st_size, cached=True)
     elif not allow_unpinned:
         raise UsageError(
@@ -218,8 +217,10 @@ def fetch_urls(
                 check_lead(tmp, shown, source)
                 if sha256 and digest != sha256:
                     raise GiveUp(f"sha256 mismatch: expected {sha256}, got {digest}", verification=True)
-                check_header(tmp, expected_nvr, shown)
-                _check_nevra(tmp, expected_nevra, shown)
+                found = check_header(tmp, expected_nvr, shown).nevra  # one header read for both checks
+                if expected_nevra and found != expected_nevra:
+                    raise BadPackage(f"{shown}: the header says {found}, but {expected_nevra} was solved from the"
+                                     " tree's index")
                 if not source:
                     check_digests(tmp, shown)
                 if gpg_keys:
@@ -241,14 +242,3 @@ def fetch_urls(
     if any(f.verification for f in failures):
         raise CheckFailed(f"{filename}: no URL gave a verified copy: {summary}")
     raise EnvironmentProblem(f"{filename}: could not download from any URL: {summary}")
-
-
-def _check_nevra(path: Path, expected: str | None, where: str) -> None:
-    """A tree's package is the one solved: its header names the same name, epoch, version, release and arch
-    (a server that answers Range reads with one header and the download with other bytes is caught here)."""
-    if expected:
-        found = check_header(path, None, where).nevra
-        if found != expected:
-            raise BadPackage(f"{where}: the header says {found}, but {expected} was solved from the tree's index")
-
-
