@@ -85,7 +85,7 @@ def main() -> int:
     if image:
         row("image re-make (--force) / docker import", f"{image['ratio']}", "<= 2", image["ratio"] <= 2)
         row("  re-make / docker import", f"{image['warm_s']} / {image['import_s']} s", "(shown)", None)
-        row("image made again, root kept / import", f"{image['ratio_pruned']}", "(shown)", None)
+        row("image made again after a prune / import", f"{image['ratio_pruned']}", "(shown)", None)
         row("image cold make", f"{image['cold_s']} s", "(shown)", None)
     solve = run("solve.py")
     if not solve:

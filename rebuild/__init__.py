@@ -9,7 +9,7 @@ The packages, in the order a build meets them:
   ``checks`` -> ``publish``; ``result`` is the typed result folder every stage shares,
   ``buildindex`` the no-op rebuild index, ``plan`` the CI matrix.
 - ``roots``: making build roots: ``images`` (debootstrap), ``treeimage`` and ``rpmtree``
-  (from an RPM tree), ``unpack`` (payloads written safely), ``pins``.
+  (from an RPM tree), ``unpack`` (payloads streamed safely), ``pins``.
 - ``systems``: one module per outside system: ``engine`` (Docker), ``rpmfile`` (RPM headers
   and payloads), ``evr`` (rpm's version order), ``urls`` and ``download`` (HTTP).
 - ``mail``: the mail-server tools: ``mcaudit`` (audit-mc), ``smtpprobe`` (probe-smtp).

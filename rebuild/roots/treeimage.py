@@ -3,9 +3,10 @@
 1. solve the root: ``packages.txt`` (top-level names) and its whole closure, from the trees'
    headers (``buildroot``, ``solver``), or take it from a lock (``--locked``); 2. fetch each
    package through the verified cache, several at once (its own digests checked; sha256 from
-   the tree, the lock, or recorded at first download and required afterwards); 3. unpack the
-   payloads safely into a root, add the build user and, for 32-bit targets without one, a static
-   ``linux32`` helper; 4. ``docker import`` it; 5. register the packages in an rpmdb written by
+   the tree, the lock, or recorded at first download and required afterwards); 3. lay the
+   payloads out as rpm would (``unpack``), add the build user and, for 32-bit targets without one, a
+   static ``linux32`` helper; 4. stream that root into ``docker import`` as one tar (no root folder on
+   this host: no root needed); 5. register the packages in an rpmdb written by
    the image's OWN rpm (``--justdb``, with ``rebuild-rpmdb-indexes`` so every index exists and
    holds an entry, then ``--rebuilddb``), so rpm 4.0.4 can read it; 6. have that rpm check every dependency (``rpm -Va --nofiles``); 7. lock and pin.
 """
@@ -18,10 +19,10 @@ import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from rebuild import __version__, hostcmd
+from rebuild import hostcmd
 from rebuild.config.target import Target
 from rebuild.errors import EnvironmentProblem, UsageError
-from rebuild.files import read_json, work_folder
+from rebuild.files import work_folder
 from rebuild.log import Log
 from rebuild.roots.buildroot import (
     SNAPSHOT,
@@ -36,7 +37,7 @@ from rebuild.roots.buildroot import (
 from rebuild.roots.lock import LOCK_IN_IMAGE, LockedPackage, RootLock, lock_path, read_lock, write_lock
 from rebuild.roots.pins import Pin, image_dir, pin_image, read_pin, write_json
 from rebuild.roots.solver import Want
-from rebuild.roots.unpack import RootDir, unpack
+from rebuild.roots.unpack import RootTree
 from rebuild.settings import Settings
 from rebuild.systems.engine import Engine, Mount
 from rebuild.systems.urls import local_path, redact
@@ -58,46 +59,46 @@ int main(int argc, char **argv) {
 """
 
 
-def _helper(dest: Path, log: Log) -> None:
+def _helper(log: Log) -> bytes:
+    """The static linux32 helper, compiled with the host's C compiler."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc:
         raise EnvironmentProblem("a C compiler is needed once to make the static linux32 helper: apt-get install gcc")
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "linux32.c"
+        source, binary = Path(tmp) / "linux32.c", Path(tmp) / "linux32"
         source.write_text(_LINUX32_C)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        hostcmd.run([cc, "-static", "-Os", "-o", str(dest), str(source)], "compiling the linux32 helper", log)
+        hostcmd.run([cc, "-static", "-Os", "-o", str(binary), str(source)], "compiling the linux32 helper", log)
+        return binary.read_bytes()
 
 
 # folders every root must have as real folders (never symlinks): the build user is added through them
 REAL_FOLDERS = ("etc", "tmp", "var/tmp", "home")
 
 
-def _add_user(root: Path, target: Target) -> None:
+def _add_user(tree: RootTree, target: Target) -> None:
     """The build user and group in etc/passwd and etc/group, its home, and sticky tmp folders; nothing is
     written through a symlink a package may have planted."""
-    with RootDir(root) as tree:
-        for folder in REAL_FOLDERS:
-            tree.ensure_real_dir(PurePosixPath(folder))
-        for tmp in ("tmp", "var/tmp"):
-            tree.ensure_real_dir(PurePosixPath(tmp), 0o1777)
-        passwd, group = PurePosixPath("etc/passwd"), PurePosixPath("etc/group")
-        users = (tree.read_file(passwd) or b"root:x:0:0:root:/root:/bin/sh\n").decode("utf-8", "replace")
-        if not any(line.split(":")[0] == target.user for line in users.splitlines()):
-            users = users.rstrip("\n") + f"\n{target.user}:x:{target.uid}:{target.uid}::/home/{target.user}:/bin/sh\n"
-        tree.write_file(passwd, users.encode(), 0o644, what="adding the build user")
-        groups = (tree.read_file(group) or b"root:x:0:\n").decode("utf-8", "replace")
-        if not any(line.split(":")[0] == target.user for line in groups.splitlines()):
-            groups = groups.rstrip("\n") + f"\n{target.user}:x:{target.uid}:\n"
-        tree.write_file(group, groups.encode(), 0o644, what="adding the build group")
-        home = PurePosixPath("home") / target.user
-        tree.ensure_real_dir(home, 0o755)
-        tree.chown(home, target.uid, target.uid)
+    for folder in REAL_FOLDERS:
+        tree.ensure_real_dir(PurePosixPath(folder))
+    for tmp in ("tmp", "var/tmp"):
+        tree.ensure_real_dir(PurePosixPath(tmp), 0o1777)
+    passwd, group = PurePosixPath("etc/passwd"), PurePosixPath("etc/group")
+    users = (tree.read_file(passwd) or b"root:x:0:0:root:/root:/bin/sh\n").decode("utf-8", "replace")
+    if not any(line.split(":")[0] == target.user for line in users.splitlines()):
+        users = users.rstrip("\n") + f"\n{target.user}:x:{target.uid}:{target.uid}::/home/{target.user}:/bin/sh\n"
+    tree.write_file(passwd, users.encode(), 0o644, what="adding the build user")
+    groups = (tree.read_file(group) or b"root:x:0:\n").decode("utf-8", "replace")
+    if not any(line.split(":")[0] == target.user for line in groups.splitlines()):
+        groups = groups.rstrip("\n") + f"\n{target.user}:x:{target.uid}:\n"
+    tree.write_file(group, groups.encode(), 0o644, what="adding the build group")
+    home = PurePosixPath("home") / target.user
+    tree.ensure_real_dir(home, 0o755)
+    tree.chown(home, target.uid, target.uid)
 
 
-def _has_rpm(root: Path) -> str | None:
+def _has_rpm(tree: RootTree) -> str | None:
     for candidate in ("bin/rpm", "usr/bin/rpm"):
-        if os.path.lexists(root / candidate):
+        if tree.exists(candidate):
             return "/" + candidate
     return None
 
@@ -106,8 +107,6 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
                     force: bool = False, cache: Path | None = None, locked: Path | None = None) -> Pin:
     """Solve the root from the trees (or take it from the lock *locked*), fetch and verify its packages,
     and make, register, check and pin the image."""
-    if os.geteuid() != 0:
-        raise EnvironmentProblem(f"making the {target.name} root needs root (file ownership): run it with sudo")
     cache = cache or Settings.from_env().cache
     folder = image_dir(target, cache)
     locations = {"os": mirror or "", **({"updates": updates} if updates else {})}
@@ -142,67 +141,49 @@ def make_tree_image(target: Target, engine: Engine, log: Log, *, mirror: str | N
         write_lock(lock_path(folder), lock)
         log.info(f"image {target.tag} is up to date ({pin.image_id[:19]})")
         return pin if pin.content_id else pin_image(target, engine, pin.image_id, made_from, cache, pin.registry)[0]
-    work = work_folder(folder, ".root")
-    try:
-        tarball, has_rpm = _root_tarball(target, folder, work, paths, lock, made_from, force, log)
-        labels = {
-            "org.rebuild.target": target.name,
-            "org.rebuild.definition": target.image_key,
-            "org.rebuild.mirror": redact(mirror or ""),
-            "org.rebuild.updates": redact(updates or ""),
-            "org.rebuild.lock": lock.sha256,
-            "org.rebuild.packages": hashlib.sha256("".join(f"{p.filename}\n" for p in lock.packages).encode()).hexdigest(),
-        }
-        with log.step(f"import {target.tag}"):
-            image_id = engine.import_rootfs(tarball, target.tag, labels)
-        if has_rpm:
+    for stale in ("rootfs.tar", "rootfs.json"):  # the root tarball earlier versions kept here (now streamed)
+        (folder / stale).unlink(missing_ok=True)
+    tree = _root(target, paths, lock, log)
+    labels = {
+        "org.rebuild.target": target.name,
+        "org.rebuild.definition": target.image_key,
+        "org.rebuild.mirror": redact(mirror or ""),
+        "org.rebuild.updates": redact(updates or ""),
+        "org.rebuild.lock": lock.sha256,
+        "org.rebuild.packages": hashlib.sha256("".join(f"{p.filename}\n" for p in lock.packages).encode()).hexdigest(),
+    }
+    with log.step(f"unpack {len(paths)} payloads into {target.tag} (docker import)"):
+        progress = log.progress("unpack", len(paths), unit="packages")
+        image_id = engine.import_rootfs(tree.chunks(lambda: progress.advance(1)), target.tag, labels)
+        progress.close()
+    if _has_rpm(tree):
+        work = work_folder(folder, ".root")
+        try:
             image_id = _register(target, engine, image_id, paths, locked_packages, work, log)
-        else:
-            log.warn(f"{target.name}: the package set has no rpm; the image has no rpmdb")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    else:
+        log.warn(f"{target.name}: the package set has no rpm; the image has no rpmdb")
     write_lock(lock_path(folder), lock)
     pin, path = pin_image(target, engine, image_id, made_from, cache)
     log.info(f"image {target.tag} is {image_id[:19]} (pinned in {path}; lock {lock_path(folder)})")
     return pin
 
 
-def _root_tarball(target: Target, folder: Path, work: Path, paths: list[Path], lock: RootLock, made_from: str,
-                  force: bool, log: Log) -> tuple[Path, bool]:
-    """The root as a tarball, and whether it has rpm: kept in the target's cache folder for the root it was
-    made from (``made_from``: the definition and the lock), so an image made again (pruned from the
-    engine, say) is only imported; ``force`` unpacks afresh."""
-    tarball, stamp = folder / "rootfs.tar", folder / "rootfs.json"
-    try:
-        known = read_json(stamp, "stamp", max_bytes=1 << 20)
-        if not force and known == {"made_from": made_from, "has_rpm": known.get("has_rpm"), "rebuild": __version__} \
-                and tarball.is_file():
-            log.info(f"reusing the root unpacked before ({tarball})")
-            return tarball, bool(known.get("has_rpm"))
-    except (UsageError, AttributeError):
-        pass
-    root = work / "root"
-    root.mkdir()
-    with log.step(f"unpack {len(paths)} payloads"):
-        progress = log.progress("unpack", len(paths), unit="packages")
-        for path in paths:
-            unpack(path, root)
-            progress.advance(1)
-        progress.close()
-    _add_user(root, target)
-    with RootDir(root) as tree:  # the lock travels with the image (rebuild image --pull reads it)
-        tree.write_file(PurePosixPath(LOCK_IN_IMAGE), lock.to_json().encode(), 0o644, what="the root's lock")
+def _root(target: Target, paths: list[Path], lock: RootLock, log: Log) -> RootTree:
+    """The root laid out from the payloads, with the build user, the lock and, for a 32-bit target without
+    one, the linux32 helper; every path checked before a byte is written."""
+    tree = RootTree()
+    for path in paths:
+        tree.add(path)
+    _add_user(tree, target)
+    # the lock travels with the image (rebuild image --pull reads it)
+    tree.write_file(LOCK_IN_IMAGE, lock.to_json().encode(), 0o644, what="the root's lock")
     if target.personality == "linux32" and not any(
-        os.path.lexists(root / p) for p in ("usr/bin/linux32", "bin/linux32", "usr/bin/setarch")
+        tree.exists(p) for p in ("usr/bin/linux32", "bin/linux32", "usr/bin/setarch")
     ):
-        _helper(root / HELPER_PATH, log)
-    packed = work / "rootfs.tar"
-    hostcmd.run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(packed), "."], "packing the root", log)
-    has_rpm = _has_rpm(root) is not None
-    shutil.rmtree(root, ignore_errors=True)
-    os.replace(packed, tarball)
-    write_json(stamp, {"made_from": made_from, "has_rpm": has_rpm, "rebuild": __version__})
-    return tarball, has_rpm
+        tree.write_file(HELPER_PATH, _helper(log), 0o755, what="the linux32 helper")
+    return tree
 
 
 def _rebased(package: LockedPackage, lock: RootLock, locations: dict[str, str]) -> LockedPackage:

@@ -1,24 +1,24 @@
-"""Writing into a root folder as root without ever following a symlink that a package planted.
+"""An image root laid out from RPM payloads and written as one tarball, never as files on the host.
 
-Every path is walked one component at a time from an open descriptor of the root
-(``O_DIRECTORY | O_NOFOLLOW``, ``dir_fd``-relative calls): a symlink anywhere on the way to a
-file, or at the place of a folder, is refused or left alone, never followed. ``unpack``
-writes an RPM's payload this way, refusing absolute-after-normalisation or ``..`` names and
-device files; ``RootDir`` is what the image code uses to add the build user and to check that
-``etc``, ``tmp``, ``var/tmp`` and ``home`` are real folders.
+``RootTree`` first reads every package's header and lays its files out in memory, in order, the
+way rpm would write them: a later package's file replaces an earlier one's, a folder entry over a
+folder only changes its mode, and nothing is written through a symlink a package planted (refused,
+naming it), nor as a device file (the container engine provides /dev), nor outside the root (``..``).
+What rebuild adds (the build user, the lock, a helper) goes through the same checks. ``write`` then
+streams each payload once into the tarball, each path in its final form only: no duplicate entries
+(the engine's layer store re-creates a layer's tar from the unpacked files), no root folder on the
+host to fill, walk, pack and remove.
 """
 
 from __future__ import annotations
 
-import errno
-import os
 import stat
-from collections import OrderedDict
+import tarfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from rebuild.errors import UsageError
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class UnsafePayload(UsageError):
@@ -27,214 +27,304 @@ class UnsafePayload(UsageError):
 
 def safe_relative(name: str) -> PurePosixPath:
     """*name* as a path relative to the root; UnsafePayload for ``..``, ``.``, empty parts or NUL."""
-    path = PurePosixPath(name)
-    parts = path.parts[1:] if path.is_absolute() else path.parts
-    if not parts or any(p in ("..", ".", "") for p in parts) or "\0" in name:
+    return PurePosixPath(_relative(name))
+
+
+def _relative(name: str) -> str:
+    parts = name.split("/")
+    if name.startswith("/"):
+        parts = parts[1:]
+    if not parts or "\0" in name or any(p in ("..", ".", "") for p in parts):
         raise UnsafePayload(f"unsafe path {name!r} in the payload")
-    return PurePosixPath(*parts)
+    return "/".join(parts)
 
 
-class RootDir:
-    """A root folder opened once; every operation resolves its path without following symlinks."""
+_OURS = -1  # a file whose bytes are in ``data``
 
-    # descriptors of folders already walked (they stay real folders: nothing here removes a folder), most
-    # recent last; a payload lists its paths in order, so a few dozen spare most of the walking
-    _KEEP = 64
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.fd = os.open(self.root, _DIR_FLAGS)
-        self._dirs: OrderedDict[tuple[str, ...], int] = OrderedDict()
+def _parent(rel: str) -> str:
+    return rel.rpartition("/")[0]
 
-    def close(self) -> None:
-        for fd in self._dirs.values():
-            os.close(fd)
-        self._dirs.clear()
-        os.close(self.fd)
 
-    def __enter__(self) -> RootDir:
-        return self
+class _Node:
+    """One path of the root: a folder ("d"), a regular file ("f") or a symlink ("l"); ``package`` is the
+    index of the package whose payload holds a file's bytes (or ``_OURS``: ``data`` holds them)."""
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    __slots__ = ("kind", "mode", "mtime", "uid", "gid", "package", "linkto", "data")
 
-    def open_dir(self, rel: PurePosixPath, *, create: bool = True, mode: int = 0o755, what: str = "") -> int:
-        """A descriptor of the folder *rel* (made when missing); UnsafePayload if a part is a symlink or a file.
-        The caller closes it."""
-        parts = rel.parts
-        depth = len(parts)
-        while depth and parts[:depth] not in self._dirs:
-            depth -= 1
-        fd = os.dup(self._dirs[parts[:depth]] if depth else self.fd)
-        try:
-            for i in range(depth, len(parts)):
-                part = parts[i]
-                try:
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    os.mkdir(part, mode, dir_fd=fd)
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        where = PurePosixPath(*parts[: i + 1])
-                        kind = "the symlink" if os.path.islink(self.root / where) else "the non-folder"
-                        raise UnsafePayload(f"{what + ': ' if what else ''}/{rel} would be written through"
-                                            f" {kind} /{where}") from None
-                    raise
-                os.close(fd)
-                fd = child
-                self._remember(parts[: i + 1], fd)
-            if depth == len(parts) and depth:
-                self._dirs.move_to_end(parts)
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
+    def __init__(self, kind: str, mode: int, mtime: int, package: int = _OURS, linkto: str = "",
+                 data: bytes = b"") -> None:
+        self.kind, self.mode, self.mtime, self.package = kind, mode, mtime, package
+        self.uid = self.gid = 0
+        self.linkto, self.data = linkto, data
 
-    def _remember(self, key: tuple[str, ...], fd: int) -> None:
-        self._dirs[key] = os.dup(fd)
-        while len(self._dirs) > self._KEEP:
-            os.close(self._dirs.popitem(last=False)[1])
 
-    def entry(self, rel: PurePosixPath) -> os.stat_result | None:
-        """lstat of *rel* (its parents must be real folders), or None when absent."""
-        parent = self.open_dir(rel.parent, create=False) if rel.parent.parts else os.dup(self.fd)
-        try:
-            return os.stat(rel.name, dir_fd=parent, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
-        finally:
-            os.close(parent)
+class RootTree:
+    """The root's paths, laid out package by package and checked as they come (see the module)."""
 
-    def ensure_real_dir(self, rel: PurePosixPath, mode: int | None = None) -> None:
-        """*rel* exists as a real folder (made when missing); UnsafePayload when it is a symlink or a file."""
-        fd = self.open_dir(rel, what="the image root")
-        try:
-            if mode is not None:
-                os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
+    def __init__(self) -> None:
+        self.nodes: dict[str, _Node] = {}
+        self.packages: list[Path] = []
+        self._now = int(time.time())
 
-    def read_file(self, rel: PurePosixPath) -> bytes | None:
-        parent = self.open_dir(rel.parent)
-        try:
-            fd = os.open(rel.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise UnsafePayload(f"/{rel} in the image root is a symlink; refusing to read through it") from None
-            raise
-        finally:
-            os.close(parent)
-        with os.fdopen(fd, "rb") as fh:
-            return fh.read()
+    # --- laying out -------------------------------------------------------------------------------
+    def _folder_for(self, rel: str, what: str) -> None:
+        """Every folder above *rel* is a real folder (made when missing); UnsafePayload at a symlink or file."""
+        parent = _parent(rel)
+        if not parent:
+            return
+        node = self.nodes.get(parent)
+        if node is not None and node.kind == "d":
+            return
+        self._folder_for(parent, what)
+        if node is None:
+            self.nodes[parent] = _Node("d", 0o755, self._now)
+            return
+        kind = "the symlink" if node.kind == "l" else "the non-folder"
+        raise UnsafePayload(f"{what + ': ' if what else ''}/{rel} would be written through {kind} /{parent}")
 
-    def write_file(self, rel: PurePosixPath, data: bytes, mode: int, *, what: str = "") -> None:
-        """Replace *rel* with a new regular file (an existing file or symlink there is removed, not followed)."""
-        parent = self.open_dir(rel.parent, what=what)
-        try:
-            self._clear(parent, rel, what)
-            fd = os.open(rel.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                         dir_fd=parent)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                os.fchmod(fh.fileno(), mode)
-        finally:
-            os.close(parent)
+    def _place(self, rel: str, node: _Node, what: str) -> None:
+        """*node* at *rel* in place of a file or symlink there; a folder there is refused."""
+        self._folder_for(rel, what)
+        old = self.nodes.get(rel)
+        if old is not None and old.kind == "d":
+            raise UnsafePayload(f"{what + ': ' if what else ''}/{rel} is a folder where a file is wanted")
+        self.nodes[rel] = node
 
-    def symlink(self, rel: PurePosixPath, target: str, *, what: str = "") -> None:
-        parent = self.open_dir(rel.parent, what=what)
-        try:
-            self._clear(parent, rel, what)
-            os.symlink(target, rel.name, dir_fd=parent)
-        finally:
-            os.close(parent)
+    def write_file(self, rel: PurePosixPath | str, data: bytes, mode: int, *, what: str = "") -> None:
+        """A regular file with *data* at *rel*, replacing a file or symlink there (never written through it)."""
+        self._place(_relative(str(rel)), _Node("f", stat.S_IMODE(mode), self._now, data=data), what)
 
-    def mkdir(self, rel: PurePosixPath, mode: int, *, what: str = "") -> None:
-        """A folder at *rel*; a symlink already there is left alone (never chmod'ed through)."""
-        parent = self.open_dir(rel.parent, what=what)
-        try:
-            try:
-                st = os.stat(rel.name, dir_fd=parent, follow_symlinks=False)
-            except FileNotFoundError:
-                os.mkdir(rel.name, mode, dir_fd=parent)
-                st = None
-            if st is not None and stat.S_ISLNK(st.st_mode):
-                return
-            if st is not None and not stat.S_ISDIR(st.st_mode):
-                raise UnsafePayload(f"{what + ': ' if what else ''}/{rel} is a file where a folder is wanted")
-            fd = os.open(rel.name, _DIR_FLAGS, dir_fd=parent)
-            try:
-                os.fchmod(fd, mode)
-            finally:
-                os.close(fd)
-        finally:
-            os.close(parent)
+    def symlink(self, rel: PurePosixPath | str, target: str, *, what: str = "", mtime: int | None = None) -> None:
+        self._place(_relative(str(rel)), _Node("l", 0o777, mtime or self._now, linkto=target), what)
 
-    def chown(self, rel: PurePosixPath, uid: int, gid: int) -> None:
-        fd = self.open_dir(rel)
-        try:
-            os.fchown(fd, uid, gid)
-        finally:
-            os.close(fd)
+    def mkdir(self, rel: PurePosixPath | str, mode: int, *, what: str = "", mtime: int | None = None) -> None:
+        """A folder at *rel* with *mode*; a symlink already there is left alone (never chmod'ed through)."""
+        rel = _relative(str(rel))
+        self._folder_for(rel, what)
+        node = self.nodes.get(rel)
+        if node is None:
+            self.nodes[rel] = _Node("d", stat.S_IMODE(mode), mtime or self._now)
+        elif node.kind == "d":
+            node.mode = stat.S_IMODE(mode)
+        elif node.kind == "f":
+            raise UnsafePayload(f"{what + ': ' if what else ''}/{rel} is a file where a folder is wanted")
+
+    def ensure_real_dir(self, rel: PurePosixPath | str, mode: int | None = None) -> None:
+        """*rel* is a real folder (made when missing); UnsafePayload when it or a folder above is a symlink or
+        a file."""
+        rel = _relative(str(rel))
+        self._folder_for(rel, "the image root")
+        node = self.nodes.get(rel)
+        if node is None:
+            node = self.nodes[rel] = _Node("d", 0o755, self._now)
+        if node.kind != "d":
+            kind = "the symlink" if node.kind == "l" else "the non-folder"
+            raise UnsafePayload(f"the image root: /{rel} would be written through {kind} /{rel}")
+        if mode is not None:
+            node.mode = mode
+
+    def chown(self, rel: PurePosixPath | str, uid: int, gid: int) -> None:
+        node = self.nodes.get(_relative(str(rel)))
+        if node is None:
+            raise UnsafePayload(f"/{rel} is not in the image root")
+        node.uid, node.gid = uid, gid
+
+    def exists(self, rel: PurePosixPath | str) -> bool:
+        return _relative(str(rel)) in self.nodes
+
+    def read_file(self, rel: PurePosixPath | str) -> bytes | None:
+        """The bytes of the regular file at *rel* (from its package's payload), None when absent;
+        UnsafePayload for a symlink on the way or there (never read through)."""
+        rel = _relative(str(rel))
+        parts = rel.split("/")
+        for depth in range(1, len(parts) + 1):
+            node = self.nodes.get("/".join(parts[:depth]))
+            if node is None:
+                return None
+            if node.kind == "l":
+                raise UnsafePayload(f"/{rel} in the image root is a symlink; refusing to read through it")
+            if node.kind == "f" and depth < len(parts):
+                return None
+        if node.kind == "d":
+            raise UnsafePayload(f"/{rel} in the image root is a folder where a file is wanted")
+        if node.package == _OURS:
+            return node.data
+        wanted = "/" + rel
+        with _Payload(self.packages[node.package]) as payload:
+            for entry in payload.archive:
+                if payload.archive.hascontent() and wanted in _names(entry):
+                    return payload.archive.read()
+        return b""
+
+    def add(self, path: Path, *, check_digests: bool = True) -> int:
+        """Lay out the files of the RPM at *path* (its header only); return how many entries it has.
+
+        Every name is checked before anything is laid out: ``..``, ``.`` or empty parts and device files
+        are refused."""
+        with _Payload(path, check_digests=check_digests) as payload:
+            files = [f for f in payload.files if not f.fflags & _GHOST]
+            names = [_relative(f.name) for f in files]
+            for f in files:
+                if stat.S_ISCHR(f.mode) or stat.S_ISBLK(f.mode):
+                    raise UnsafePayload(f"{payload.nevra}: device file {f.name} refused;"
+                                        " the container engine provides /dev")
+            index = len(self.packages)
+            self.packages.append(path)
+            for f, rel in zip(files, names, strict=True):
+                mode = f.mode
+                if stat.S_ISDIR(mode):
+                    self.mkdir(rel, mode, what=payload.nevra, mtime=f.mtime)
+                elif stat.S_ISLNK(mode):
+                    self.symlink(rel, f.linkto, what=payload.nevra, mtime=f.mtime)
+                elif stat.S_ISREG(mode):
+                    self._place(rel, _Node("f", stat.S_IMODE(mode), f.mtime, package=index), payload.nevra)
+            return len(files)
+
+    # --- writing ----------------------------------------------------------------------------------
+    def chunks(self, progress: Callable[[], None] = lambda: None) -> Iterator[bytes]:
+        """The root as a tar stream, a member or two at a time: folders first (parents before children), then
+        each package's files in its payload's order, then what rebuild wrote. *progress* is called after each
+        package. Each payload is read once, while the reader of the stream (the engine) unpacks."""
+        owned = [0] * len(self.packages)
+        for node in self.nodes.values():
+            if node.kind == "f" and node.package >= 0:
+                owned[node.package] += 1
+        sink = _Sink()
+        with tarfile.open(fileobj=sink, mode="w", format=tarfile.GNU_FORMAT, encoding="utf-8",
+                          errors="surrogateescape", copybufsize=1 << 20) as tar:
+            for rel in sorted(r for r, n in self.nodes.items() if n.kind == "d"):
+                tar.addfile(self._info(rel, self.nodes[rel], tarfile.DIRTYPE))
+            for rel, node in self.nodes.items():
+                if node.kind == "l":
+                    tar.addfile(self._info(rel, node, tarfile.SYMTYPE))
+            yield from sink.take()
+            written: set[str] = set()
+            for index, path in enumerate(self.packages):
+                if owned[index]:
+                    for _ in self._write_package(tar, index, path, written):
+                        yield from sink.take()
+                progress()
+            for rel, node in self.nodes.items():
+                if node.kind == "f" and node.package == _OURS:
+                    self._write_data(tar, rel, node, node.data)
+        yield from sink.take()
+
+    def _write_package(self, tar: tarfile.TarFile, index: int, path: Path, written: set[str]) -> Iterator[None]:
+        """Write the package's files that are in their final form; yield after each."""
+        with _Payload(path) as payload:
+            archive = payload.archive
+            for entry in archive:
+                if not stat.S_ISREG(entry.mode):
+                    continue
+                if not archive.hascontent():
+                    if entry.nlink > 1:
+                        continue  # a hard link: the bytes come with the set's last name, written for all
+                    data = b""
+                else:
+                    data = archive.read()
+                for name in _names(entry):
+                    rel = _relative(name)
+                    node = self.nodes.get(rel)
+                    if node is not None and node.kind == "f" and node.package == index and rel not in written:
+                        written.add(rel)  # a later name of a hard-link set does not write it again
+                        self._write_data(tar, rel, node, data)
+                        yield
+
+    def _write_data(self, tar: tarfile.TarFile, rel: str, node: _Node, data: bytes) -> None:
+        info = self._info(rel, node, tarfile.REGTYPE)
+        info.size = len(data)
+        tar.addfile(info, _Bytes(data))
 
     @staticmethod
-    def _clear(parent: int, rel: PurePosixPath, what: str) -> None:
+    def _info(rel: str, node: _Node, kind: bytes) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(rel)
+        info.type, info.mode, info.mtime = kind, node.mode, max(node.mtime, 0)
+        info.uid, info.gid = node.uid, node.gid
+        if kind == tarfile.SYMTYPE:
+            info.linkname = node.linkto
+        return info
+
+
+class _Sink:
+    """Where tarfile writes the stream: the bytes since the last ``take``."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def write(self, data) -> int:
+        self._parts.append(data)  # bytes, or a memoryview of a file's bytes (kept alive here)
+        self._size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._size
+
+    def take(self) -> list[bytes]:
+        """The bytes written since the last take, as one chunk (none when nothing was: an empty chunk would
+        end a chunked upload)."""
+        parts, self._parts = self._parts, []
+        if not parts:
+            return []
+        return [parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)]
+
+
+class _Bytes:
+    """The file object tarfile copies a member's bytes from, without a copy of them."""
+
+    def __init__(self, data: bytes) -> None:
+        self._view, self._at = memoryview(data), 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size < 0 else self._at + size
+        chunk = self._view[self._at:end]
+        self._at += len(chunk)
+        return chunk
+
+
+_GHOST = 64  # RPMFILE_GHOST: listed in the header, not in the payload
+
+
+def _names(entry) -> list[str]:
+    """A payload entry's name and those of the hard links that share its bytes."""
+    return list(dict.fromkeys([entry.name, *(getattr(link, "name", link) for link in getattr(entry, "links", ()) or ())]))
+
+
+class _Payload:
+    """An RPM opened for its header, file list and payload (signatures not checked: the bytes are the
+    pinned ones)."""
+
+    def __init__(self, path: Path, *, check_digests: bool = True) -> None:
+        import rpm
+
+        ts = rpm.TransactionSet()
+        ts.setVSFlags(rpm._RPMVSF_NOSIGNATURES | (0 if check_digests else rpm._RPMVSF_NODIGESTS))
+        self.path = path
+        self.fd = rpm.fd.open(str(path))
         try:
-            st = os.stat(rel.name, dir_fd=parent, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        if stat.S_ISDIR(st.st_mode):
-            raise UnsafePayload(f"{what + ': ' if what else ''}/{rel} is a folder where a file is wanted")
-        os.unlink(rel.name, dir_fd=parent)
-
-
-def unpack(path: Path, root: Path, *, check_digests: bool = True) -> int:
-    """Write the payload of the RPM at *path* into *root*; return the number of entries.
-
-    Refuses absolute-after-normalisation or ``..`` paths, writing through a symlink (in any
-    part of the path), and device files (the root's /dev comes from the container engine)."""
-    import rpm
-
-    ts = rpm.TransactionSet()
-    ts.setVSFlags(rpm._RPMVSF_NOSIGNATURES | (0 if check_digests else rpm._RPMVSF_NODIGESTS))
-    fd = rpm.fd.open(str(path))
-    count = 0
-    try:
-        try:
-            hdr = ts.hdrFromFdno(fd)
+            hdr = ts.hdrFromFdno(self.fd)
         except rpm.error as exc:
+            self.fd.close()
             raise UnsafePayload(f"{path.name}: unreadable or tampered header ({exc})") from None
-        package = hdr[rpm.RPMTAG_NEVRA]
-        files = rpm.files(hdr)
-        # check every name before writing anything
-        for f in files:
-            safe_relative(f.name)
-            if stat.S_ISCHR(f.mode) or stat.S_ISBLK(f.mode):
-                raise UnsafePayload(f"{package}: device file {f.name} refused; the container engine provides /dev")
-        archive = files.archive(rpm.fd(fd, flags=hdr[rpm.RPMTAG_PAYLOADCOMPRESSOR]))
-        root.mkdir(parents=True, exist_ok=True)
-        with RootDir(root) as tree:
-            for entry in archive:
-                rel = safe_relative(entry.name)
-                mode = entry.mode
-                if stat.S_ISDIR(mode):
-                    tree.mkdir(rel, stat.S_IMODE(mode), what=package)
-                elif stat.S_ISLNK(mode):
-                    tree.symlink(rel, entry.linkto, what=package)
-                elif stat.S_ISREG(mode):
-                    data = archive.read() if archive.hascontent() else b""
-                    linked = [getattr(link, "name", link) for link in getattr(entry, "links", ()) or ()]
-                    for name in dict.fromkeys([entry.name, *linked]):
-                        if name != entry.name and not archive.hascontent():
-                            continue
-                        tree.write_file(safe_relative(name), data, stat.S_IMODE(mode), what=package)
-                elif stat.S_ISFIFO(mode):
-                    continue
-                count += 1
-    finally:
-        fd.close()
-    return count
+        self.nevra = hdr[rpm.RPMTAG_NEVRA]
+        self.files = rpm.files(hdr)
+        self._rpm, self._hdr = rpm, hdr
+        self._archive = None
+
+    @property
+    def archive(self):
+        if self._archive is None:
+            rpm = self._rpm
+            self._archive = self.files.archive(rpm.fd(self.fd, flags=self._hdr[rpm.RPMTAG_PAYLOADCOMPRESSOR]))
+        return self._archive
+
+    def __enter__(self) -> _Payload:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        self.fd.close()
+        if isinstance(exc, (OSError, self._rpm.error)):  # a payload that ends early or does not decompress
+            raise UnsafePayload(f"{self.path.name}: the payload is damaged ({exc}); replace the package in"
+                                " the tree") from None
+

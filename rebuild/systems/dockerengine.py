@@ -10,7 +10,7 @@ import shutil
 import signal
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -270,7 +270,7 @@ class DockerEngine:
         except APIError as exc:
             raise EnvironmentProblem(f"Docker engine: cannot look up image {tag}: {exc.explanation or exc}") from None
 
-    def import_rootfs(self, tarball: Path, tag: str, labels: dict[str, str]) -> str:
+    def import_rootfs(self, tarball: Path | Iterable[bytes], tag: str, labels: dict[str, str]) -> str:
         repository, _, version = tag.rpartition(":")
         if not repository:
             repository, version = tag, "latest"
@@ -278,14 +278,18 @@ class DockerEngine:
         changes.append("ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         from docker.errors import APIError
 
-        self._log.command(["docker", "import", str(tarball), tag])
+        source = str(tarball) if isinstance(tarball, Path) else "-"
+        self._log.command(["docker", "import", source, tag])
         try:
-            self.api.import_image_from_file(str(tarball), repository=repository, tag=version, changes=changes)
+            if isinstance(tarball, Path):
+                self.api.import_image_from_file(source, repository=repository, tag=version, changes=changes)
+            else:  # streamed as it is made: the engine unpacks while the stream is written
+                self.api.import_image(tarball, repository=repository, tag=version, changes=changes, stream_src=True)
         except APIError as exc:
-            raise EnvironmentProblem(f"docker import of {tarball}: {exc.explanation}") from None
+            raise EnvironmentProblem(f"docker import of {source}: {exc.explanation}") from None
         image = self.image_id(tag)
         if image is None:
-            raise EnvironmentProblem(f"docker import of {tarball} did not produce {tag}")
+            raise EnvironmentProblem(f"docker import of {source} did not produce {tag}")
         return image
 
     @contextmanager

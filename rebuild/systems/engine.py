@@ -14,7 +14,7 @@ and through registries: ``dockerimages``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +90,9 @@ class Engine(Protocol):
     def read_file(self, image: str, path: str) -> bytes | None:
         """The file *path* of *image*, or None."""
 
-    def import_rootfs(self, tarball: Path, tag: str, labels: dict[str, str]) -> str:
-        """``docker import`` a root filesystem tarball; return the new image ID."""
+    def import_rootfs(self, tarball: Path | Iterable[bytes], tag: str, labels: dict[str, str]) -> str:
+        """``docker import`` a root filesystem tarball (a file, or a stream of its bytes); return the new
+        image ID."""
 
     def container(
         self, image: str, *, mounts: list[Mount], hostname: str | None = None

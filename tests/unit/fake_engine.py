@@ -104,7 +104,10 @@ class FakeEngine:
     def read_file(self, image: str, path: str) -> bytes | None:
         return self.files.get((image, path))
 
-    def import_rootfs(self, tarball: Path, tag: str, labels: dict[str, str]) -> str:
+    def import_rootfs(self, tarball, tag: str, labels: dict[str, str]) -> str:
+        if not isinstance(tarball, Path):
+            for _ in tarball:  # a stream is read to its end, as the engine does
+                pass
         self.imported.append(tag)
         self.images[tag] = f"sha256:imported-{len(self.imported)}"
         return self.images[tag]
