@@ -23,6 +23,9 @@ from rebuild.systems.engine import API_VERSION, LABEL, START_ENGINE_HINT, Mount,
 from rebuild.systems.urls import redact
 
 PING_DEADLINE = 20  # seconds for an engine to answer its first call (a local one answers in milliseconds)
+# seconds an engine may stay silent within a call (a commit or an import of a large root works before it
+# answers); an answer's size and the time to read it are bounded by ``transfer.bound_answers``
+READ_SECONDS = 300
 
 
 class DockerContainer:
@@ -229,10 +232,15 @@ class DockerEngine:
             try:
                 # ssh://: through the system's ssh (its keys, config and agent; no paramiko)
                 over_ssh = self._host.startswith("ssh://")
-                self._shared["sdk"] = docker.from_env(timeout=600, version=API_VERSION, max_pool_size=32,
-                                                      use_ssh_client=over_ssh)
+                # the TLS settings as the docker CLI reads them (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH); the address
+                # is this engine's own (the one Settings checked, or the one given)
+                options = {**docker.utils.kwargs_from_env(), "base_url": self._host or None}
+                client = docker.DockerClient(timeout=READ_SECONDS, version=API_VERSION, max_pool_size=32,
+                                             use_ssh_client=over_ssh, **options)
             except (docker.errors.DockerException, OSError) as exc:
                 self._unreachable(str(exc))
+            transfer.bound_answers(client.api, redact(self._host or "unix:///var/run/docker.sock"))
+            self._shared["sdk"] = client
         return self._shared["sdk"]
 
     def _ping(self, api) -> None:

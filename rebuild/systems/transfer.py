@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import stat
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
-from rebuild.errors import BuildFailed
+from rebuild.errors import BuildFailed, EnvironmentProblem
 from rebuild.log import Log
 from rebuild.systems.engine import Mount
 
@@ -160,6 +163,63 @@ def copy_mounts(api, container_id: str, mounts: list[Mount], log: Log, owner: Pa
 
 
 # ---------------------------------------------------------------- streams the engine hands out
+
+# An engine's answer (a JSON document, or pull and push progress) is bounded in size; one read in full before
+# it is used must also arrive within a deadline (a local engine sends one in milliseconds, and the engine's
+# long work (a commit, an import) happens before its answer starts). Archives and exec or attach output
+# are streams whose readers bound them.
+ANSWER_BYTES = 64 << 20
+ANSWER_SECONDS = 120
+_PROGRESS = re.compile(r"/images/(create|[^?]+/push)(\?|$)")
+
+
+class EngineAnswerTooLong(EnvironmentProblem):
+    pass
+
+
+def bound_answers(api, where: str) -> None:
+    """Bound every answer of the SDK's APIClient *api* (see ANSWER_BYTES); *where* names the engine."""
+
+    def hook(response, *args, stream: bool = False, **kwargs):
+        path = urlsplit(response.request.url).path
+        if not stream or _PROGRESS.search(path):
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > ANSWER_BYTES:
+                raise EngineAnswerTooLong(f"Docker engine at {where}: its answer to {path} is {int(length)} bytes"
+                                          f" (over {ANSWER_BYTES >> 20} MiB); is that a Docker engine?")
+            response.raw = _BoundedBody(response.raw, f"Docker engine at {where}: its answer to {path}",
+                                        None if stream else time.monotonic() + ANSWER_SECONDS)
+        return response
+
+    api.hooks["response"].append(hook)
+
+
+class _BoundedBody:
+    """A response's body as requests and the SDK read it, ended past ANSWER_BYTES or its deadline; all else
+    is the response's own."""
+
+    def __init__(self, raw, what: str, deadline: float | None) -> None:
+        self._raw, self._what, self._deadline, self._left = raw, what, deadline, ANSWER_BYTES
+
+    def _counted(self, data: bytes) -> bytes:
+        self._left -= len(data)
+        if self._left < 0:
+            raise EngineAnswerTooLong(f"{self._what} goes on past {ANSWER_BYTES >> 20} MiB; is that a Docker engine?")
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise EngineAnswerTooLong(f"{self._what} took over {ANSWER_SECONDS} s; is that a Docker engine?")
+        return data
+
+    def read(self, *args, **kwargs) -> bytes:
+        return self._counted(self._raw.read(*args, **kwargs))
+
+    def stream(self, amt: int = 1 << 16, decode_content: bool | None = None) -> Iterator[bytes]:
+        # read1: what one receive brings (read(amt) would wait for all of amt, a byte now and then)
+        while data := self._raw.read1(amt, decode_content=decode_content):
+            yield self._counted(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self._raw, name)
+
 
 
 def frames(stream) -> Iterator[bytes]:
