@@ -40,7 +40,8 @@ def main() -> int:
         demo, gen = overhead
         row("build overhead, demo", f"{demo['overhead_s']} s", "<= 0.5 s", demo["overhead_s"] <= 0.5)
         row("  bare docker run rpmbuild / rebuild", f"{demo['bare_s']} / {demo['rebuild_s']} s", "(shown)", None)
-        row("build ratio, ~10 s package", f"{gen['ratio']}", "<= 1.02", gen["ratio"] <= 1.02)
+        # shown: the fixed overhead (above) and the real sendmail build (below) are the targets since issue 26
+        row("  build ratio, ~10 s package", f"{gen['ratio']}", "(shown)", None)
     def ratio(result, name: str, limit: float, seconds: tuple[str, str]) -> None:
         """A ratio against its target, and the two times behind it."""
         if not result:
