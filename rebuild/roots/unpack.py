@@ -4,10 +4,9 @@
 way rpm would write them: a later package's file replaces an earlier one's, a folder entry over a
 folder only changes its mode, and nothing is written through a symlink a package planted (refused,
 naming it), nor as a device file (the container engine provides /dev), nor outside the root (``..``).
-What rebuild adds (the build user, the lock, a helper) goes through the same checks. ``write`` then
-streams each payload once into the tarball, each path in its final form only: no duplicate entries
-(the engine's layer store re-creates a layer's tar from the unpacked files), no root folder on the
-host to fill, walk, pack and remove.
+What rebuild adds (the build user, the lock, a helper) goes through the same checks. ``chunks`` then
+streams each payload once into the tarball, each path in its final form only (the engine refuses a layer
+that holds a path twice), with no root folder on the host to fill, walk, pack and remove.
 """
 
 from __future__ import annotations

@@ -188,3 +188,23 @@ def test_rh73_definition_on_a_test_tree_with_its_own_rpm(tmp_path, engine):
     assert [p.name for p in (tmp_path / "t" / "tree" / "os" / "RedHat" / "RPMS").glob("openssl-devel-*")] == [
         "openssl-devel-0.9.6b-30.7.noarch.rpm"], "the release tree alone is below the floor"
     subprocess.run(["docker", "rmi", "-f", layer.image_id], capture_output=True)
+
+
+def test_a_file_two_packages_hold_reaches_the_engine_once(tmp_path, engine):
+    """Two packages hold /opt/shared with different bytes: the streamed root carries the later one only (the
+    engine refuses a layer that holds a path twice: "duplicates of file paths not supported"), and the image
+    is written back out whole."""
+    first = build_rpm(simple_spec("first", "1", "1", "noarch", {"/opt/shared": "old", "/opt/a": "a"}), tmp_path / "a")
+    second = build_rpm(simple_spec("second", "1", "1", "noarch", {"/opt/shared": "new"}), tmp_path / "b")
+    tree = RootTree()
+    tree.add(first)
+    tree.add(second)
+    tag = "rebuild-test/two-owners:1"
+    try:
+        image = engine.import_rootfs(tree.chunks(), tag, {"org.rebuild.test": "1"})
+        assert engine.read_file(image, "/opt/shared").strip() == b"new"
+        assert engine.read_file(image, "/opt/a").strip() == b"a"
+        saved = subprocess.run(["docker", "save", "-o", str(tmp_path / "image.tar"), tag], capture_output=True, text=True)
+        assert saved.returncode == 0, saved.stderr
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
