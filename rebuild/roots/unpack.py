@@ -118,8 +118,8 @@ class RootTree:
         if node is None:
             node = self.nodes[rel] = _Node("d", 0o755, self._now)
         if node.kind != "d":
-            kind = "the symlink" if node.kind == "l" else "the non-folder"
-            raise UnsafePayload(f"the image root: /{rel} would be written through {kind} /{rel}")
+            kind = "a symlink" if node.kind == "l" else "a file"
+            raise UnsafePayload(f"the image root: /{rel} is {kind} where a real folder is wanted")
         if mode is not None:
             node.mode = mode
 
@@ -156,8 +156,8 @@ class RootTree:
                     return payload.archive.read()
         return b""
 
-    def add(self, path: Path, *, check_digests: bool = True) -> int:
-        """Lay out the files of the RPM at *path* (its header only); return how many entries it has.
+    def add(self, path: Path, *, check_digests: bool = True) -> None:
+        """Lay out the files of the RPM at *path* (its header only).
 
         Every name is checked before anything is laid out: ``..``, ``.`` or empty parts and device files
         are refused."""
@@ -178,7 +178,6 @@ class RootTree:
                     self.symlink(rel, f.linkto, what=payload.nevra, mtime=f.mtime)
                 elif stat.S_ISREG(mode):
                     self._place(rel, _Node("f", stat.S_IMODE(mode), f.mtime, package=index), payload.nevra)
-            return len(files)
 
     # --- writing ----------------------------------------------------------------------------------
     def chunks(self, progress: Callable[[], None] = lambda: None) -> Iterator[bytes]:
