@@ -172,32 +172,65 @@ def _stop_test_gpg_agents() -> None:
             subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True)
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """Remove the images tests made (tags rebuild-test/*; each run makes them afresh) with their
-    untagged parents, so repeated runs on one build host do not pile up layers. rebuild/testroot
-    and every image not made here stay."""
-    _stop_test_gpg_agents()
+@contextmanager
+def _engine_client():
+    """A docker SDK client to this host's engine, or None: no engine, or a socket no engine answers (a unit
+    run: nothing to tidy, no connection left open)."""
     if not os.environ.get("DOCKER_HOST"):
         import socket
 
-        try:  # no engine, or a socket no engine answers (a unit run): nothing to tidy, no connection left open
+        try:
             with socket.socket(socket.AF_UNIX) as probe:
                 probe.connect("/var/run/docker.sock")
         except OSError:
+            yield None
             return
+    import docker
+
+    from rebuild.systems.engine import API_VERSION
+
+    client = docker.from_env(version=API_VERSION)  # a set version: the client connects on first call only
     try:
-        import docker
+        yield client
+    finally:
+        client.close()  # with no engine, the failed connection's socket too
 
-        from rebuild.systems.engine import API_VERSION
 
-        client = docker.from_env(version=API_VERSION)  # a set version: the client connects on first call only
-        try:
-            tags = [t for image in client.images.list() for t in image.tags if t.startswith("rebuild-test/")]
+_TAGS_BEFORE: set[str] | None = None
+
+
+def _tags(client) -> set[str]:
+    return {tag for image in client.images.list() for tag in image.tags}
+
+
+def pytest_sessionstart(session):
+    """The engine's tags before the run: the build-root layers the tests make (rebuild/<target>-layer:*)
+    are told from a user's by not being here."""
+    global _TAGS_BEFORE
+    try:
+        with _engine_client() as client:
+            _TAGS_BEFORE = _tags(client) if client is not None else None
+    except Exception:  # noqa: BLE001 - no engine answers: nothing to tidy at the end either
+        _TAGS_BEFORE = None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the images tests made, with their untagged parents, so repeated runs on one build host do not
+    pile up images: the tags rebuild-test/* (each run makes them afresh) and the build-root layers made
+    during the run under any target's layer repository (a chain's layers are new each run: its packages
+    are). rebuild/testroot, the base image `make image` and `make demo` share, and every image not made
+    here stay."""
+    _stop_test_gpg_agents()
+    try:
+        with _engine_client() as client:
+            if client is None:
+                return
+            made = _tags(client) - (_TAGS_BEFORE or set()) if _TAGS_BEFORE is not None else set()
+            tags = [t for t in _tags(client) if t.startswith("rebuild-test/")
+                    or (t in made and t.split(":")[0].endswith("-layer"))]
             for tag in tags:
                 client.images.remove(tag, noprune=False)
             # and earlier runs' images the helper made (it labels them), should a run have died before this
             client.images.prune(filters={"dangling": True, "label": "org.rebuild.test=1"})
-        finally:
-            client.close()  # with no engine, the failed connection's socket too
     except Exception:  # noqa: BLE001 - no engine (unit runs) or an image in use: nothing to tidy
         pass
