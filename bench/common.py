@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -109,6 +110,24 @@ def options(runs: int, rounds: int | None = None) -> argparse.Namespace:
 def report(figures, args: argparse.Namespace, *lines: str) -> None:
     """The figures as one JSON line (for run_all.py) with --json, else the lines for a person."""
     print(json.dumps(figures) if args.json else "\n".join(lines))
+
+
+def installed_rebuild(tmp: Path) -> list[str]:
+    """rebuild as `pipx install` gives it: a wheel of this checkout installed with its dependencies (no extras)
+    into a fresh virtualenv of Debian's own python3 (the checkout's .venv is editable, carries the test
+    extras and may run another interpreter). Its `rebuild` command."""
+    source = tmp / "installed-source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv*", "build", "artifacts", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache"))
+    venv = tmp / "installed"
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    proc = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(source)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"pip could not install the checkout into {venv}: {proc.stderr[-1500:]}")
+    shutil.rmtree(source)
+    return [str(venv / "bin" / "rebuild")]
 
 
 def i686_image() -> str:

@@ -76,9 +76,9 @@ def check_host_32bit() -> list[Finding]:
 def check_engine(engine) -> tuple[list[Finding], bool]:
     try:
         version = engine.version()
-    except RebuildError as exc:
-        return [Finding("container engine", FAIL, exc.message.split(";")[0],
-                        "start one: sudo dockerd --bridge=none --iptables=false &  (or set DOCKER_HOST)")], False
+    except RebuildError as exc:  # "what is wrong; what to do" (unreachable, too old, refused, no ssh extra)
+        problem, _, remedy = exc.message.partition("; ")
+        return [Finding("container engine", FAIL, problem, remedy)], False
     return [Finding("container engine", OK, f"Docker {version}")], True
 
 

@@ -1,7 +1,7 @@
 """The Docker engine: ``DockerEngine`` and its ``DockerContainer`` (the interface they implement, and how
 files reach a container: ``engine``). Every call goes through the docker SDK's low-level ``APIClient``, on
-the local socket, tcp://, TLS and ssh:// engines alike. The SDK (about 0.1 s to import) is imported when
-an engine is first used, so commands that never reach one (a no-op build, --help) do not load it."""
+the local socket, tcp://, TLS and ssh:// engines alike, imported when an engine is first used: commands
+that never reach one (a no-op build, --help) do not load it."""
 
 from __future__ import annotations
 
@@ -71,11 +71,8 @@ class DockerContainer:
 
         self._log.command(shown or argv, self.name)
         try:
-            exec_id = self._api.exec_create(
-                self.id, argv, user=user or "", workdir=workdir, environment=env
-            )["Id"]
-            # the raw stream, closed here
-            sock = self._api.exec_start(exec_id, socket=True)
+            exec_id = self._api.exec_create(self.id, argv, user=user or "", workdir=workdir, environment=env)["Id"]
+            sock = self._api.exec_start(exec_id, socket=True)  # the raw stream, closed here
             try:
                 for chunk in transfer.frames(sock):
                     if output:
@@ -229,15 +226,18 @@ class DockerEngine:
         if self._shared["sdk"] is None:
             import docker  # its errors module comes with it
 
+            over_ssh = self._host.startswith("ssh://")  # the system's ssh runs it; the SDK wants paramiko importable
             try:
-                # ssh://: through the system's ssh (its keys, config and agent; no paramiko)
-                over_ssh = self._host.startswith("ssh://")
                 # the TLS settings as the docker CLI reads them (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH); the address
                 # is this engine's own (the one Settings checked, or the one given)
                 options = {**docker.utils.kwargs_from_env(), "base_url": self._host or None}
                 client = docker.DockerClient(timeout=READ_SECONDS, version=API_VERSION, max_pool_size=32,
                                              use_ssh_client=over_ssh, **options)
             except (docker.errors.DockerException, OSError) as exc:
+                if over_ssh and "paramiko" in str(exc):  # the SDK's "Install paramiko package to enable ssh://"
+                    raise EnvironmentProblem(f"DOCKER_HOST={redact(self._host)}: an ssh:// engine needs rebuild's ssh"
+                                             " extra (paramiko); pipx install 'rebuild[ssh]', or pip install paramiko"
+                                             " beside it") from None
                 self._unreachable(str(exc))
             transfer.bound_answers(client.api, redact(self._host or "unix:///var/run/docker.sock"))
             self._shared["sdk"] = client

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -53,6 +56,18 @@ def test_a_password_in_an_ssh_engine_address_is_never_printed():
     proc = quietly("doctor", env={"DOCKER_HOST": "ssh://builder:s3cret-pw@127.0.0.1:1"}, timeout=120)
     assert "s3cret-pw" not in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_ssh_engine_without_the_ssh_extra_is_one_line_naming_the_extra(tmp_path):
+    """A default install has no paramiko (the ssh extra): the docker SDK makes no ssh:// client without it.
+    paramiko is made unimportable in this process as an install without it has it."""
+    run = ("import sys; sys.modules['paramiko'] = None; sys.argv[0] = 'rebuild'; from rebuild.cli import main;"
+           " sys.exit(main())")
+    proc = subprocess.run([sys.executable, "-c", run, "-q", "check-deps", "--image", "img:1", "--manifest",
+                           str(ROOT / "specs" / "rh73-floors.yaml")], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "DOCKER_HOST": "ssh://builder@127.0.0.1:1"}, cwd=tmp_path)
+    one_line_error(proc, 3)
+    assert "DOCKER_HOST=ssh://***@127.0.0.1:1" in proc.stderr and "rebuild[ssh]" in proc.stderr, proc.stderr
 
 
 def test_a_refused_image_reference_is_printed_without_its_password():

@@ -12,6 +12,7 @@ from rebuild.doctor import FAIL, OK, check_targets, check_tools, diagnose
 from rebuild.errors import EnvironmentProblem
 from rebuild.roots.pins import Pin, write_pin
 from rebuild.settings import Settings
+from rebuild.systems.engine import START_ENGINE_HINT
 from tests.conftest import ROOT, run_cli
 from tests.unit.fake_engine import FakeEngine
 
@@ -31,10 +32,15 @@ def test_a_refused_personality_in_a_32bit_image(tmp_path):
 
 
 def test_no_engine_and_a_missing_tool(tmp_path, monkeypatch):
-    engine = FakeEngine(missing=EnvironmentProblem("Docker engine not reachable at unix:///x; start one"))
+    engine = FakeEngine(missing=EnvironmentProblem(f"Docker engine not reachable at unix:///x; {START_ENGINE_HINT}"))
     findings = diagnose(engine, Settings(home=ROOT, cache=tmp_path / "cache"), tmp_path / "out")
     engine_row = findings[0]
     assert engine_row.check == "container engine" and engine_row.status == FAIL and "dockerd" in engine_row.fix
+    assert engine_row.detail == "Docker engine not reachable at unix:///x"
+    engine = FakeEngine(missing=EnvironmentProblem("DOCKER_HOST=ssh://b: an ssh:// engine needs rebuild's ssh extra"
+                                                   " (paramiko); pipx install 'rebuild[ssh]'"))
+    engine_row = diagnose(engine, Settings(home=ROOT, cache=tmp_path / "cache"), tmp_path / "out")[0]
+    assert engine_row.fix == "pipx install 'rebuild[ssh]'", "the engine's own remedy, not how to start one"
     monkeypatch.setenv("PATH", str(tmp_path))
     tools = {f.check: f for f in check_tools()}
     assert tools["tool createrepo_c"].status == FAIL and tools["tool createrepo_c"].fix == "apt-get install createrepo-c"
