@@ -225,11 +225,16 @@ def pytest_sessionfinish(session, exitstatus):
         with _engine_client() as client:
             if client is None:
                 return
+            from docker.errors import APIError
+
             made = _tags(client) - (_TAGS_BEFORE or set()) if _TAGS_BEFORE is not None else set()
             tags = [t for t in _tags(client) if t.startswith("rebuild-test/")
                     or (t in made and t.split(":")[0].endswith("-layer"))]
             for tag in tags:
-                client.images.remove(tag, noprune=False)
+                try:
+                    client.images.remove(tag, noprune=False)
+                except APIError:  # in use by another session's container: it stays, the rest go
+                    pass
             # and earlier runs' images the helper made (it labels them), should a run have died before this
             client.images.prune(filters={"dangling": True, "label": "org.rebuild.test=1"})
     except Exception:  # noqa: BLE001 - no engine (unit runs) or an image in use: nothing to tidy
