@@ -19,8 +19,8 @@ all: rpms
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	# compat: the checkout on sys.path through a plain .pth line; the default editable finder costs
-	# every rebuild command ~12 ms of start-up (a no-op build is ~60 ms in all)
+	# compat: the checkout on sys.path through a plain .pth line; the default editable finder adds an
+	# import hook every rebuild command pays for at start-up
 	$(VENV)/bin/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 

@@ -116,9 +116,9 @@ def installed_rebuild(tmp: Path) -> list[str]:
     """rebuild as `pipx install` gives it: a wheel of this checkout installed with its dependencies (no extras)
     into a fresh virtualenv of Debian's own python3 (the checkout's .venv is editable, carries the test
     extras and may run another interpreter). Its `rebuild` command."""
-    source = tmp / "installed-source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv*", "build", "artifacts", "*.egg-info",
-                                                                "__pycache__", ".pytest_cache"))
+    from tests.conftest import copy_checkout
+
+    source = copy_checkout(tmp / "installed-source")
     venv = tmp / "installed"
     python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
     subprocess.run([python, "-m", "venv", str(venv)], check=True)

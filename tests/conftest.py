@@ -65,6 +65,14 @@ def write_recipe(directory: Path, srpm: Path, *, name: str | None = None, extra:
     return path
 
 
+def copy_checkout(dest: Path) -> Path:
+    """The checkout's sources copied to *dest* (no git, venvs, build output or caches): pip builds in the
+    folder it installs from, and the checkout stays untouched."""
+    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(".git", ".venv*", "build", "artifacts", "*.egg-info",
+                                                              "__pycache__", ".pytest_cache"))
+    return dest
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
@@ -227,9 +235,9 @@ def pytest_sessionfinish(session, exitstatus):
                 return
             from docker.errors import APIError
 
-            made = _tags(client) - (_TAGS_BEFORE or set()) if _TAGS_BEFORE is not None else set()
-            tags = [t for t in _tags(client) if t.startswith("rebuild-test/")
-                    or (t in made and t.split(":")[0].endswith("-layer"))]
+            now = _tags(client)
+            made = now - _TAGS_BEFORE if _TAGS_BEFORE is not None else set()
+            tags = [t for t in now if t.startswith("rebuild-test/") or (t in made and t.split(":")[0].endswith("-layer"))]
             for tag in tags:
                 try:
                     client.images.remove(tag, noprune=False)

@@ -226,18 +226,14 @@ class DockerEngine:
         if self._shared["sdk"] is None:
             import docker  # its errors module comes with it
 
-            over_ssh = self._host.startswith("ssh://")  # the system's ssh runs it; the SDK wants paramiko importable
             try:
                 # the TLS settings as the docker CLI reads them (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH); the address
-                # is this engine's own (the one Settings checked, or the one given)
+                # is this engine's own (the one Settings checked, or the one given); ssh:// through the system's
+                # ssh (its keys, config and agent), though the SDK wants paramiko importable for it
                 options = {**docker.utils.kwargs_from_env(), "base_url": self._host or None}
                 client = docker.DockerClient(timeout=READ_SECONDS, version=API_VERSION, max_pool_size=32,
-                                             use_ssh_client=over_ssh, **options)
+                                             use_ssh_client=self._host.startswith("ssh://"), **options)
             except (docker.errors.DockerException, OSError) as exc:
-                if over_ssh and "paramiko" in str(exc):  # the SDK's "Install paramiko package to enable ssh://"
-                    raise EnvironmentProblem(f"DOCKER_HOST={redact(self._host)}: an ssh:// engine needs rebuild's ssh"
-                                             " extra (paramiko); pipx install 'rebuild[ssh]', or pip install paramiko"
-                                             " beside it") from None
                 self._unreachable(str(exc))
             transfer.bound_answers(client.api, redact(self._host or "unix:///var/run/docker.sock"))
             self._shared["sdk"] = client
@@ -262,6 +258,9 @@ class DockerEngine:
             raise EnvironmentProblem(
                 f"Docker engine at {where} is too old: rebuild needs API {API_VERSION} (Docker 20.10 or newer)"
             ) from None
+        if "paramiko" in reason:  # the SDK's "Install paramiko package to enable ssh:// support"
+            raise EnvironmentProblem(f"DOCKER_HOST={where}: an ssh:// engine needs rebuild's ssh extra (paramiko);"
+                                     " pipx install 'rebuild[ssh]', or pip install paramiko beside it") from None
         if "Permission denied" in reason or "permission denied" in reason:
             raise EnvironmentProblem(
                 f"Docker engine at {where}: permission denied; add your user to the 'docker' group or run as root"

@@ -15,7 +15,7 @@ import pytest
 
 from rebuild.cli.build import EXAMPLE
 from rebuild.config.target import SHIPPED
-from tests.conftest import ROOT, make_srpm
+from tests.conftest import ROOT, copy_checkout, make_srpm
 
 pytestmark = pytest.mark.docker
 
@@ -24,9 +24,7 @@ pytestmark = pytest.mark.docker
 def wheel(tmp_path_factory) -> Path:
     """The wheel `pip install .` makes, built from a copy of the checkout (pip builds in the source folder)."""
     out = tmp_path_factory.mktemp("wheel")
-    source = out / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv*", "build", "artifacts", "*.egg-info",
-                                                                "__pycache__", ".pytest_cache"))
+    source = copy_checkout(out / "source")
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(source)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
